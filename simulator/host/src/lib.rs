@@ -1,0 +1,1 @@
+//! The acquirer host as a state machine: merchant registry, rules, reversals, settlement. Sans-IO.

@@ -1,0 +1,1 @@
+//! ZVT (ECR to terminal): APDUs, serial framing, and both roles as state machines. Sans-IO.

@@ -1,0 +1,10 @@
+//! poslab: the runtime around the sans-IO simulator crates.
+//!
+//! The crates under `simulator/` hold codecs and device state machines; they know nothing
+//! of tokio. This crate gives them transports (TCP, serial, pty, in-memory), servers in the
+//! mini-redis shape, the journal writer and the command line.
+
+pub mod cli;
+pub mod cmd;
+pub mod journal;
+pub mod net;

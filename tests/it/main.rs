@@ -1,0 +1,5 @@
+//! The one integration test binary: a module per area.
+
+mod cli_help;
+mod peers;
+mod sans_io;
