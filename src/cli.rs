@@ -34,6 +34,14 @@ pub enum Command {
     Decode(cmd::decode::Args),
     /// Act as many terminals sending purchases to a host, and measure it
     Load(cmd::load::Args),
+    /// Run the receipt printer emulator (ESC/POS over TCP, serial or pty)
+    Printer(cmd::printer::Args),
+    /// Run an emulated EMV card in a virtual smart-card reader (vpcd protocol)
+    Card(cmd::card::Args),
+    /// Act as the cash register (ZVT): send a purchase, refund, reversal or end of day
+    Ecr(cmd::ecr::Args),
+    /// Run the terminal side of the ZVT cash-register link
+    ZvtTerminal(cmd::zvt_terminal::Args),
 }
 
 /// Logs go to stderr so that stdout stays the command's output (JSON lines, tables).

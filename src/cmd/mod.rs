@@ -6,12 +6,20 @@ use crate::cli::Command;
 
 pub mod decode;
 pub mod host;
+pub mod card;
+pub mod ecr;
 pub mod load;
+pub mod printer;
+pub mod zvt_terminal;
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Host(args) => host::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Load(args) => load::run(args),
+        Command::Printer(args) => printer::run(args),
+        Command::Card(args) => card::run(args),
+        Command::Ecr(args) => ecr::run(args),
+        Command::ZvtTerminal(args) => zvt_terminal::run(args),
     }
 }

@@ -1,5 +1,12 @@
 //! The one integration test binary: a module per area.
 
+mod card;
 mod cli_help;
+mod crypto_peer;
+mod decode;
+mod ecr;
+mod host;
+mod iso8583_peer;
 mod peers;
+mod printer;
 mod sans_io;

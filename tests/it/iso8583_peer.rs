@@ -1,0 +1,1 @@
+//! Integration tests: iso8583_peer.
