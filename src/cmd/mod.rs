@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 
-pub mod decode;
-pub mod host;
 pub mod card;
+pub mod decode;
 pub mod ecr;
+pub mod host;
 pub mod load;
 pub mod printer;
 pub mod zvt_terminal;
