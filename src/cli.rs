@@ -42,6 +42,10 @@ pub enum Command {
     Ecr(cmd::ecr::Args),
     /// Run the terminal side of the ZVT cash-register link
     ZvtTerminal(cmd::zvt_terminal::Args),
+    /// Run the fault proxy (toxiproxy-compatible REST API)
+    Proxy(cmd::proxy::Args),
+    /// Print the JSON Schema of bench files
+    Schema(cmd::schema::Args),
 }
 
 /// Logs go to stderr so that stdout stays the command's output (JSON lines, tables).

@@ -10,6 +10,8 @@ pub mod ecr;
 pub mod host;
 pub mod load;
 pub mod printer;
+pub mod proxy;
+pub mod schema;
 pub mod zvt_terminal;
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -21,5 +23,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Card(args) => card::run(args),
         Command::Ecr(args) => ecr::run(args),
         Command::ZvtTerminal(args) => zvt_terminal::run(args),
+        Command::Proxy(args) => proxy::run(args),
+        Command::Schema(args) => schema::run(args),
     }
 }

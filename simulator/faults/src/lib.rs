@@ -1,0 +1,1 @@
+//! Fault stages as sans-IO, seeded, composable transforms of byte streams and messages.
