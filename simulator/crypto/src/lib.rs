@@ -1,1 +1,71 @@
-//! Payment security primitives on RustCrypto: PIN blocks, KCV, MACs, DUKPT, EMV keys and cryptograms. Sans-IO.
+//! Payment security primitives on RustCrypto (`des`, `aes`, `cmac`): key check values,
+//! block helpers, EMV cryptograms, ISO 9564 PIN blocks, ISO 9797-1 MACs, DUKPT. Sans-IO:
+//! no clock, no global RNG (random fill is an input), no I/O. Every primitive is pinned
+//! by published test vectors in its unit tests (the source is cited beside each).
+//!
+//! Key material lives in [`Key`]: `Debug`/`Display` show the algorithm and KCV only,
+//! bytes are zeroized on drop. Errors ([`CryptoError`]) never carry key or PIN material.
+//!
+//! # API (stable signatures other crates call)
+//!
+//! Keys and KCVs ([`key`]):
+//! ```text
+//! Key::tdes(&[u8]) -> Result<Key>            // 16 or 24 bytes
+//! Key::aes(&[u8]) -> Result<Key>             // 16, 24 or 32 bytes
+//! Key::from_hex(KeyAlgorithm, &str) -> Result<Key>
+//! Key::expose(&self) -> &[u8]                // clear bytes, for crypto only
+//! Key::kcv(&self) -> Kcv                     // E(K, 0-block)[..3]
+//! Key::kcv_cmac(&self) -> Kcv                // CMAC(K, 0-block)[..3]
+//! Key::check_kcv(&self, &Kcv) -> Result<()>
+//! Key::xor(&self, &Key) -> Result<Key>       // key components
+//! ecb_encrypt / ecb_decrypt(&Key, &[u8]) -> Result<Vec<u8>>
+//! cbc_encrypt / cbc_decrypt(&Key, iv: &[u8], &[u8]) -> Result<Vec<u8>>
+//! ```
+//!
+//! EMV ([`emv`]), for the card emulator and the host:
+//! ```text
+//! derive_icc_master_key_a(imk: &Key, pan: &str, psn: u8 /* 5F34, BCD */) -> Result<Key>
+//! derive_common_session_key(icc_mk: &Key, r: &[u8] /* 8 (TDES) or 16 (AES) */) -> Result<Key>
+//! derive_ac_session_key(icc_mk: &Key, SessionKeyMethod, atc: u16, un: [u8; 4]) -> Result<Key>
+//! generate_ac(sk: &Key, cdol_data: &[u8], Padding) -> Result<[u8; 8]>
+//! verify_ac(sk: &Key, cdol_data: &[u8], Padding, ac: &[u8]) -> Result<bool>
+//! verify_arqc(imk, pan, psn, SessionKeyMethod, atc, un, data, Padding, arqc) -> Result<bool>
+//! generate_arpc_method1(sk: &Key, arqc: &[u8], arc: &[u8] /* 2 */) -> Result<[u8; 8]>
+//! verify_arpc_method1(sk, arqc, arc, arpc) -> Result<bool>
+//! generate_arpc_method2(sk: &Key, arqc: &[u8], csu: &[u8] /* 4 */, prop: &[u8]) -> Result<[u8; 4]>
+//! verify_arpc_method2(sk, arqc, csu, prop, arpc) -> Result<bool>
+//! ```
+//!
+//! MACs ([`mac`]):
+//! ```text
+//! mac_alg1(&Key, data, Padding) -> Vec<u8>            // CBC-MAC, full block
+//! mac_alg3(&Key /* tdes2 */, data, Padding) -> Result<[u8; 8]>  // retail MAC (X9.19)
+//! cmac(&Key, data) -> Result<Vec<u8>>                 // AES or TDES CMAC
+//! generate_mac(MacAlgorithm, &Key, data, len) -> Result<Vec<u8>>
+//! verify_mac(MacAlgorithm, &Key, data, mac) -> Result<bool>
+//! ```
+
+pub mod emv;
+pub mod error;
+pub mod key;
+pub mod mac;
+
+pub use emv::{
+    derive_ac_session_key, derive_common_session_key, derive_icc_master_key_a, generate_ac,
+    generate_arpc_method1, generate_arpc_method2, verify_ac, verify_arpc_method1,
+    verify_arpc_method2, verify_arqc, SessionKeyMethod,
+};
+pub use error::{CryptoError, Result};
+pub use key::{
+    cbc_decrypt, cbc_encrypt, ecb_decrypt, ecb_encrypt, Kcv, KcvMethod, Key, KeyAlgorithm,
+};
+pub use mac::{cmac, generate_mac, mac_alg1, mac_alg3, verify_mac, MacAlgorithm, Padding};
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
