@@ -36,6 +36,17 @@
 //! verify_arpc_method2(sk, arqc, csu, prop, arpc) -> Result<bool>
 //! ```
 //!
+//! PIN blocks ([`pin`]); `random` is caller-supplied fill, blocks come back as `Secret`:
+//! ```text
+//! Pin::new(&str) -> Result<Pin>                                  // 4-12 digits
+//! encode_pin_block(PinBlockFormat /* 0-3 */, &Pin, pan: &str, random: &[u8; 8]) -> Result<Secret>
+//! decode_pin_block(PinBlockFormat, block: &[u8], pan: &str) -> Result<Pin>
+//! encipher_pin_block(&Key, PinBlockFormat /* 0-3 tdes, 4 aes */, &Pin, pan, random) -> Result<Secret>
+//! decipher_pin_block(&Key, PinBlockFormat, block: &[u8], pan: &str) -> Result<Pin>
+//! verify_pin(&Key, PinBlockFormat, block, pan, expected: &Pin) -> Result<bool>
+//! translate_pin_block(from_key, from_format, block, pan, to_key, to_format, random) -> Result<Secret>
+//! ```
+//!
 //! MACs ([`mac`]):
 //! ```text
 //! mac_alg1(&Key, data, Padding) -> Vec<u8>            // CBC-MAC, full block
@@ -49,6 +60,7 @@ pub mod emv;
 pub mod error;
 pub mod key;
 pub mod mac;
+pub mod pin;
 
 pub use emv::{
     derive_ac_session_key, derive_common_session_key, derive_icc_master_key_a, generate_ac,
@@ -60,6 +72,10 @@ pub use key::{
     cbc_decrypt, cbc_encrypt, ecb_decrypt, ecb_encrypt, Kcv, KcvMethod, Key, KeyAlgorithm,
 };
 pub use mac::{cmac, generate_mac, mac_alg1, mac_alg3, verify_mac, MacAlgorithm, Padding};
+pub use pin::{
+    decipher_pin_block, decode_pin_block, encipher_pin_block, encode_pin_block,
+    translate_pin_block, verify_pin, Pin, PinBlockFormat,
+};
 
 /// Constant-time equality of two byte strings (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
