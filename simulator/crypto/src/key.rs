@@ -224,7 +224,6 @@ impl Key {
         Key::new(self.alg, &bytes)
     }
     /// XOR with a public mask of the key's length (DUKPT variants); `mask` is cycled.
-    #[allow(dead_code)] // used by dukpt
     pub(crate) fn xor_mask(&self, mask: &[u8]) -> Key {
         let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(
             self.bytes

@@ -47,6 +47,21 @@
 //! translate_pin_block(from_key, from_format, block, pan, to_key, to_format, random) -> Result<Secret>
 //! ```
 //!
+//! DUKPT ([`dukpt`]); host side from the BDK, terminal side as a state machine:
+//! ```text
+//! Ksn::from_bytes(&[u8]) / Ksn::parse_hex(&str) -> Result<Ksn>   // 10 bytes TDES, 12 AES
+//! dukpt::pin_key(bdk: &Key, &Ksn) -> Result<Key>                  // host PIN key
+//! dukpt::mac_key(bdk: &Key, &Ksn, request: bool) -> Result<Key>
+//! dukpt::translate_pin_to_zone(bdk, &Ksn, from_format, block, pan, zpk, to_format, random)
+//! dukpt::tdes::{derive_ipek, derive_transaction_key, host_transaction_key, working_key(&Key, Variant)}
+//! TdesDukptTerminal::load_initial_key(ipek: &Key, &TdesKsn) -> Result<Self>
+//! TdesDukptTerminal::next_transaction(&mut self) -> Result<TdesTransaction { ksn, key }>
+//! dukpt::aes::{derive_initial_key, derive_transaction_key, host_derivation_key,
+//!              working_key(&Key, &AesKsn, KeyUsage, KeyAlgorithm)}
+//! AesDukptTerminal::load_initial_key(ik: &Key, ikid: [u8; 8]) -> Result<Self>
+//! AesDukptTerminal::next_transaction(&mut self) -> Result<AesTransaction { ksn, key }>
+//! ```
+//!
 //! MACs ([`mac`]):
 //! ```text
 //! mac_alg1(&Key, data, Padding) -> Vec<u8>            // CBC-MAC, full block
@@ -56,12 +71,16 @@
 //! verify_mac(MacAlgorithm, &Key, data, mac) -> Result<bool>
 //! ```
 
+pub mod dukpt;
 pub mod emv;
 pub mod error;
 pub mod key;
 pub mod mac;
 pub mod pin;
 
+pub use dukpt::aes::{AesDukptTerminal, AesKsn};
+pub use dukpt::tdes::{TdesDukptTerminal, TdesKsn};
+pub use dukpt::Ksn;
 pub use emv::{
     derive_ac_session_key, derive_common_session_key, derive_icc_master_key_a, generate_ac,
     generate_arpc_method1, generate_arpc_method2, verify_ac, verify_arpc_method1,
