@@ -22,6 +22,15 @@
 //! cbc_encrypt / cbc_decrypt(&Key, iv: &[u8], &[u8]) -> Result<Vec<u8>>
 //! ```
 //!
+//! Key exchange ([`keyx`]) and the test key file ([`keyfile`]):
+//! ```text
+//! wrap_key(kek: &Key, key: &Key) -> Result<KeyUnderKey>         // ECB + KCV of the clear key
+//! unwrap_key(kek: &Key, &KeyUnderKey) -> Result<Key>            // checks the KCV
+//! KeyUnderKey::from_hex(KeyAlgorithm, cryptogram: &str, kcv: &str) -> Result<KeyUnderKey>
+//! combine_components(&[Key]) -> Result<Key>
+//! KeyFile::parse(&str) -> Result<KeyFile>; KeyFile::key(&self, name) -> Result<&Key>
+//! ```
+//!
 //! EMV ([`emv`]), for the card emulator and the host:
 //! ```text
 //! derive_icc_master_key_a(imk: &Key, pan: &str, psn: u8 /* 5F34, BCD */) -> Result<Key>
@@ -75,6 +84,8 @@ pub mod dukpt;
 pub mod emv;
 pub mod error;
 pub mod key;
+pub mod keyfile;
+pub mod keyx;
 pub mod mac;
 pub mod pin;
 
@@ -90,6 +101,8 @@ pub use error::{CryptoError, Result};
 pub use key::{
     cbc_decrypt, cbc_encrypt, ecb_decrypt, ecb_encrypt, Kcv, KcvMethod, Key, KeyAlgorithm,
 };
+pub use keyfile::{KeyEntry, KeyFile};
+pub use keyx::{combine_components, unwrap_key, wrap_key, KeyUnderKey};
 pub use mac::{cmac, generate_mac, mac_alg1, mac_alg3, verify_mac, MacAlgorithm, Padding};
 pub use pin::{
     decipher_pin_block, decode_pin_block, encipher_pin_block, encode_pin_block,
