@@ -1,0 +1,487 @@
+//! Typed ZVT messages over [`Apdu`]. Parsing is total over the command space: a command
+//! this module does not model is [`Message::Other`], kept whole, so it round-trips and can
+//! be answered (`84 83 00`, function not possible) instead of killing the link.
+
+use std::fmt;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::apdu::{Apdu, Command};
+use crate::bmp::{bcd_decode, bcd_encode, hex, Fields};
+use crate::codes::{IntermediateStatus, ResultCode};
+use crate::ZvtError;
+
+/// The data starts at byte 3 of a short APDU; offsets in errors count from the APDU start.
+const BASE: usize = 3;
+
+/// A password (3 bytes BCD). Never shown.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Password(pub [u8; 3]);
+
+impl Password {
+    pub fn from_number(n: u32) -> Password {
+        let b = bcd_encode(n as u64, 3);
+        Password([b[0], b[1], b[2]])
+    }
+    pub fn number(&self) -> Option<u32> {
+        bcd_decode(&self.0).map(|v| v as u32)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Message {
+    /// `80 00`: positive acknowledgement.
+    Ack,
+    /// `84 xx`: negative acknowledgement with an error code.
+    Nak(ResultCode),
+    /// `06 00`: password, config byte, optional currency (2 bytes BCD), then BMPs
+    /// (`03` service byte, `06` TLV).
+    Registration {
+        password: Password,
+        config: u8,
+        currency: Option<u16>,
+        fields: Fields,
+    },
+    /// `06 01`: BMPs (`04` amount, `49` currency, `19` payment type, ...).
+    Authorisation(Fields),
+    /// `06 02`.
+    LogOff,
+    /// `06 20`: password, then BMPs.
+    RepeatReceipt { password: Password, fields: Fields },
+    /// `06 30`: password, then BMPs (`87` receipt number).
+    Reversal { password: Password, fields: Fields },
+    /// `06 31`: password, then BMPs (`04` amount).
+    Refund { password: Password, fields: Fields },
+    /// `06 50`: password, then BMPs.
+    EndOfDay { password: Password, fields: Fields },
+    /// `06 B0`: the ECR asks the terminal to abort what it is doing.
+    AbortRequest,
+    /// `05 01`: optional password, then BMPs (`03` service byte).
+    StatusEnquiry {
+        password: Option<Password>,
+        fields: Fields,
+    },
+    /// `04 FF`: status byte, then optional timeout and TLV (kept raw).
+    IntermediateStatus {
+        status: IntermediateStatus,
+        rest: Vec<u8>,
+    },
+    /// `04 0F`: the result of a transaction, as BMPs.
+    StatusInformation(Fields),
+    /// `06 D1`: attribute byte, then the text of one line.
+    PrintLine { attribute: u8, text: Vec<u8> },
+    /// `06 D3`: a TLV container with the receipt text.
+    PrintTextBlock(Fields),
+    /// `06 0F`: completion. Its data depends on the command it ends (BMPs after a payment
+    /// or registration, software version and status after a status enquiry): kept raw.
+    Completion(Vec<u8>),
+    /// `06 1E`: the terminal aborts, with a result code and optional data.
+    Abort { code: ResultCode, rest: Vec<u8> },
+    /// Anything else.
+    Other(Apdu),
+}
+
+fn password_at(data: &[u8], what: &str) -> Result<(Password, usize), ZvtError> {
+    match data.get(..3) {
+        Some(p) => Ok((Password([p[0], p[1], p[2]]), 3)),
+        None => Err(ZvtError::Truncated {
+            what: format!("{what} password"),
+            offset: BASE,
+            needed: 3,
+            left: data.len(),
+        }),
+    }
+}
+
+impl Message {
+    /// Decodes an APDU into a message. Errors say which field of which command was bad.
+    pub fn from_apdu(apdu: &Apdu) -> Result<Message, ZvtError> {
+        let d = apdu.data.as_slice();
+        let tail = |from: usize| d.get(from..).unwrap_or(&[]);
+        let fields = |from: usize| Fields::parse(tail(from), BASE + from);
+        Ok(match apdu.command {
+            Command::ACK if d.is_empty() => Message::Ack,
+            Command(0x84, code) if d.is_empty() => Message::Nak(ResultCode(code)),
+            Command::REGISTRATION => {
+                let (password, n) = password_at(d, "registration")?;
+                let config = *d.get(n).ok_or_else(|| ZvtError::Truncated {
+                    what: "registration config byte".into(),
+                    offset: BASE + n,
+                    needed: 1,
+                    left: 0,
+                })?;
+                let rest = tail(n + 1);
+                let has_currency = rest.len() == 2
+                    || (rest.len() > 2 && !matches!(rest.first(), Some(0x03 | 0x06)));
+                let (currency, from) = if has_currency {
+                    let cc = bcd_decode(rest.get(..2).unwrap_or(&[])).ok_or_else(|| {
+                        ZvtError::Invalid {
+                            what: "registration currency".into(),
+                            offset: BASE + n + 1,
+                            reason: format!("not BCD: {}", hex(rest.get(..2).unwrap_or(&[]))),
+                        }
+                    })?;
+                    (Some(cc as u16), n + 3)
+                } else {
+                    (None, n + 1)
+                };
+                Message::Registration {
+                    password,
+                    config,
+                    currency,
+                    fields: fields(from)?,
+                }
+            }
+            Command::AUTHORISATION => Message::Authorisation(fields(0)?),
+            Command::LOG_OFF if d.is_empty() => Message::LogOff,
+            Command::REPEAT_RECEIPT => {
+                let (password, n) = password_at(d, "repeat receipt")?;
+                Message::RepeatReceipt {
+                    password,
+                    fields: fields(n)?,
+                }
+            }
+            Command::REVERSAL => {
+                let (password, n) = password_at(d, "reversal")?;
+                Message::Reversal {
+                    password,
+                    fields: fields(n)?,
+                }
+            }
+            Command::REFUND => {
+                let (password, n) = password_at(d, "refund")?;
+                Message::Refund {
+                    password,
+                    fields: fields(n)?,
+                }
+            }
+            Command::END_OF_DAY => {
+                let (password, n) = password_at(d, "end of day")?;
+                Message::EndOfDay {
+                    password,
+                    fields: fields(n)?,
+                }
+            }
+            Command::ABORT_REQUEST if d.is_empty() => Message::AbortRequest,
+            Command::STATUS_ENQUIRY => {
+                if d.len() >= 3 && !matches!(d.first(), Some(0x03 | 0x06)) {
+                    let (password, n) = password_at(d, "status enquiry")?;
+                    Message::StatusEnquiry {
+                        password: Some(password),
+                        fields: fields(n)?,
+                    }
+                } else {
+                    Message::StatusEnquiry {
+                        password: None,
+                        fields: fields(0)?,
+                    }
+                }
+            }
+            Command::INTERMEDIATE_STATUS => {
+                let status = *d.first().ok_or_else(|| ZvtError::Truncated {
+                    what: "intermediate status byte".into(),
+                    offset: BASE,
+                    needed: 1,
+                    left: 0,
+                })?;
+                Message::IntermediateStatus {
+                    status: IntermediateStatus(status),
+                    rest: tail(1).to_vec(),
+                }
+            }
+            Command::STATUS_INFORMATION => Message::StatusInformation(fields(0)?),
+            Command::PRINT_LINE => {
+                let attribute = *d.first().ok_or_else(|| ZvtError::Truncated {
+                    what: "print line attribute".into(),
+                    offset: BASE,
+                    needed: 1,
+                    left: 0,
+                })?;
+                Message::PrintLine {
+                    attribute,
+                    text: tail(1).to_vec(),
+                }
+            }
+            Command::PRINT_TEXT_BLOCK => Message::PrintTextBlock(fields(0)?),
+            Command::COMPLETION => Message::Completion(d.to_vec()),
+            Command::ABORT => {
+                let code = *d.first().ok_or_else(|| ZvtError::Truncated {
+                    what: "abort result code".into(),
+                    offset: BASE,
+                    needed: 1,
+                    left: 0,
+                })?;
+                Message::Abort {
+                    code: ResultCode(code),
+                    rest: tail(1).to_vec(),
+                }
+            }
+            _ => Message::Other(apdu.clone()),
+        })
+    }
+
+    pub fn command(&self) -> Command {
+        match self {
+            Message::Ack => Command::ACK,
+            Message::Nak(code) => Command(0x84, code.0),
+            Message::Registration { .. } => Command::REGISTRATION,
+            Message::Authorisation(_) => Command::AUTHORISATION,
+            Message::LogOff => Command::LOG_OFF,
+            Message::RepeatReceipt { .. } => Command::REPEAT_RECEIPT,
+            Message::Reversal { .. } => Command::REVERSAL,
+            Message::Refund { .. } => Command::REFUND,
+            Message::EndOfDay { .. } => Command::END_OF_DAY,
+            Message::AbortRequest => Command::ABORT_REQUEST,
+            Message::StatusEnquiry { .. } => Command::STATUS_ENQUIRY,
+            Message::IntermediateStatus { .. } => Command::INTERMEDIATE_STATUS,
+            Message::StatusInformation(_) => Command::STATUS_INFORMATION,
+            Message::PrintLine { .. } => Command::PRINT_LINE,
+            Message::PrintTextBlock(_) => Command::PRINT_TEXT_BLOCK,
+            Message::Completion(_) => Command::COMPLETION,
+            Message::Abort { .. } => Command::ABORT,
+            Message::Other(apdu) => apdu.command,
+        }
+    }
+
+    pub fn to_apdu(&self) -> Apdu {
+        if let Message::Other(apdu) = self {
+            return apdu.clone();
+        }
+        let mut d = Vec::new();
+        match self {
+            Message::Ack | Message::Nak(_) | Message::LogOff | Message::AbortRequest => {}
+            Message::Registration {
+                password,
+                config,
+                currency,
+                fields,
+            } => {
+                d.extend_from_slice(&password.0);
+                d.push(*config);
+                if let Some(cc) = currency {
+                    d.extend_from_slice(&bcd_encode(*cc as u64, 2));
+                }
+                fields.encode_into(&mut d);
+            }
+            Message::Authorisation(fields)
+            | Message::StatusInformation(fields)
+            | Message::PrintTextBlock(fields) => fields.encode_into(&mut d),
+            Message::RepeatReceipt { password, fields }
+            | Message::Reversal { password, fields }
+            | Message::Refund { password, fields }
+            | Message::EndOfDay { password, fields } => {
+                d.extend_from_slice(&password.0);
+                fields.encode_into(&mut d);
+            }
+            Message::StatusEnquiry { password, fields } => {
+                if let Some(p) = password {
+                    d.extend_from_slice(&p.0);
+                }
+                fields.encode_into(&mut d);
+            }
+            Message::IntermediateStatus { status, rest } => {
+                d.push(status.0);
+                d.extend_from_slice(rest);
+            }
+            Message::PrintLine { attribute, text } => {
+                d.push(*attribute);
+                d.extend_from_slice(text);
+            }
+            Message::Completion(data) => d.extend_from_slice(data),
+            Message::Abort { code, rest } => {
+                d.push(code.0);
+                d.extend_from_slice(rest);
+            }
+            Message::Other(_) => {}
+        }
+        Apdu::new(self.command(), d)
+    }
+
+    /// The fields of the message, when its data is a BMP list (completion: when it parses).
+    pub fn fields(&self) -> Option<Fields> {
+        match self {
+            Message::Registration { fields, .. }
+            | Message::Authorisation(fields)
+            | Message::RepeatReceipt { fields, .. }
+            | Message::Reversal { fields, .. }
+            | Message::Refund { fields, .. }
+            | Message::EndOfDay { fields, .. }
+            | Message::StatusEnquiry { fields, .. }
+            | Message::StatusInformation(fields)
+            | Message::PrintTextBlock(fields) => Some(fields.clone()),
+            Message::Completion(data) => Fields::parse(data, BASE).ok(),
+            _ => None,
+        }
+    }
+
+    /// A payment command whose blind repetition could charge twice.
+    pub fn moves_money(&self) -> bool {
+        matches!(
+            self,
+            Message::Authorisation(_) | Message::Reversal { .. } | Message::Refund { .. }
+        )
+    }
+}
+
+/// The decoded view for journals and `--json`: command, name and the masked fields.
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        let c = self.command();
+        m.serialize_entry("command", &format!("{:02X} {:02X}", c.0, c.1))?;
+        if let Some(name) = c.name() {
+            m.serialize_entry("name", name)?;
+        }
+        match self {
+            Message::Nak(code) => {
+                m.serialize_entry("code", code)?;
+                m.serialize_entry("meaning", &code.to_string())?;
+            }
+            Message::Registration {
+                config,
+                currency,
+                fields,
+                ..
+            } => {
+                m.serialize_entry("config", &format!("{config:02X}"))?;
+                if let Some(cc) = currency {
+                    m.serialize_entry("currency", &format!("{cc:04}"))?;
+                }
+                m.serialize_entry("fields", fields)?;
+            }
+            Message::IntermediateStatus { status, rest } => {
+                m.serialize_entry("status", status)?;
+                m.serialize_entry("text", &status.text().unwrap_or("unknown status"))?;
+                if !rest.is_empty() {
+                    m.serialize_entry("rest", &hex(rest))?;
+                }
+            }
+            Message::PrintLine { attribute, text } => {
+                m.serialize_entry("attribute", &format!("{attribute:02X}"))?;
+                m.serialize_entry(
+                    "text",
+                    &poslab_sensitive::mask_digit_runs(&String::from_utf8_lossy(text)),
+                )?;
+            }
+            Message::Completion(data) => match Fields::parse(data, BASE) {
+                Ok(fields) if !data.is_empty() => m.serialize_entry("fields", &fields)?,
+                _ if !data.is_empty() => {
+                    m.serialize_entry("data", &poslab_sensitive::mask_digit_runs(&hex(data)))?
+                }
+                _ => {}
+            },
+            Message::Abort { code, rest } => {
+                m.serialize_entry("code", code)?;
+                m.serialize_entry("meaning", &code.to_string())?;
+                if !rest.is_empty() {
+                    m.serialize_entry("rest", &poslab_sensitive::mask_digit_runs(&hex(rest)))?;
+                }
+            }
+            Message::Other(apdu) => {
+                m.serialize_entry("data", &poslab_sensitive::mask_digit_runs(&hex(&apdu.data)))?;
+            }
+            other => {
+                if let Some(fields) = other.fields() {
+                    if !fields.is_empty() {
+                        m.serialize_entry("fields", &fields)?;
+                    }
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bmp::Bmp;
+
+    fn rt(m: &Message) -> Message {
+        Message::from_apdu(&m.to_apdu()).unwrap()
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        let msgs = [
+            Message::Ack,
+            Message::Nak(ResultCode(0x83)),
+            Message::Registration {
+                password: Password::from_number(123456),
+                config: 0xBA,
+                currency: Some(978),
+                fields: Fields::new().with(Bmp::new(0x03, vec![0x00])),
+            },
+            Message::Authorisation(Fields::new().with(Bmp::bcd(0x04, 4250, 6))),
+            Message::LogOff,
+            Message::Reversal {
+                password: Password::from_number(0),
+                fields: Fields::new().with(Bmp::bcd(0x87, 12, 2)),
+            },
+            Message::AbortRequest,
+            Message::StatusEnquiry {
+                password: None,
+                fields: Fields::new(),
+            },
+            Message::IntermediateStatus {
+                status: IntermediateStatus(0x0A),
+                rest: vec![],
+            },
+            Message::PrintLine {
+                attribute: 0,
+                text: b"THANK YOU".to_vec(),
+            },
+            Message::Completion(vec![0x27, 0x00]),
+            Message::Abort {
+                code: ResultCode(0x6C),
+                rest: vec![],
+            },
+            Message::Other(Apdu::new(Command(0x0F, 0xA1), vec![1, 2, 3])),
+        ];
+        for m in &msgs {
+            assert_eq!(&rt(m), m);
+        }
+    }
+
+    #[test]
+    fn registration_bytes() {
+        let m = Message::Registration {
+            password: Password::from_number(123456),
+            config: 0xBA,
+            currency: Some(978),
+            fields: Fields::new().with(Bmp::new(0x03, vec![0x00])),
+        };
+        assert_eq!(
+            hex(&m.to_apdu().to_bytes()),
+            "0600081234 56BA0978 0300".replace(' ', "")
+        );
+    }
+
+    #[test]
+    fn a_short_registration_is_an_error_with_a_place() {
+        let err = Message::from_apdu(&Apdu::new(Command::REGISTRATION, vec![0x12])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "at byte 3, registration password: needs 3 bytes, 1 left"
+        );
+    }
+
+    #[test]
+    fn json_view_masks_the_pan() {
+        let m = Message::StatusInformation(Fields::new().with(Bmp::new(0x27, vec![0])).with(
+            Bmp::masked_pan(&poslab_sensitive::Pan::new("4761739001010010")),
+        ));
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("476173******0010"), "{json}");
+        assert!(!json.contains("4761739001010010"), "{json}");
+        let dbg = format!("{m:?}");
+        assert!(!dbg.contains("4761739001010010"));
+    }
+}
