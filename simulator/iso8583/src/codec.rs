@@ -1,0 +1,826 @@
+//! Pack and unpack: the compiled field table applied to bytes. No YAML, no serde here.
+
+use std::collections::BTreeMap;
+
+use crate::ebcdic::{EBCDIC_TO_LATIN1, LATIN1_TO_EBCDIC};
+use crate::error::{FieldPath, Iso8583Error, Location, Reason};
+use crate::message::{Field, Message, Sensitivity};
+use crate::mti::Mti;
+use crate::spec::{BitmapEncoding, Count, Encoding, FieldSpec, Format, MtiEncoding, Side, Spec};
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Bit for field `n` (1..=64) of one bitmap word: field 1 is the most significant bit.
+#[inline]
+fn bit(n: u16) -> u64 {
+    1u64 << (64 - n as u32)
+}
+
+fn unpack_err(location: impl Into<Location>, offset: usize, reason: Reason) -> Iso8583Error {
+    Iso8583Error::Unpack {
+        location: location.into(),
+        offset,
+        reason,
+    }
+}
+
+fn pack_err(location: impl Into<Location>, reason: Reason) -> Iso8583Error {
+    Iso8583Error::Pack {
+        location: location.into(),
+        reason,
+    }
+}
+
+/// What an error may show of a value: the text itself for non-sensitive fields, else only
+/// its length and class.
+fn shown(bytes: &[u8], sens: Sensitivity) -> String {
+    if sens.is_sensitive() {
+        return format!("{} bytes (not shown: {})", bytes.len(), sens.label());
+    }
+    let text: String = bytes
+        .iter()
+        .take(40)
+        .map(|b| {
+            if b.is_ascii_graphic() || *b == b' ' {
+                *b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    if bytes.len() > 40 {
+        format!("{text:?}... ({} bytes)", bytes.len())
+    } else {
+        format!("{text:?}")
+    }
+}
+
+fn invalid(expected: impl Into<String>, found: String) -> Reason {
+    Reason::Invalid {
+        expected: expected.into(),
+        found,
+    }
+}
+
+/// A cursor over the message; offsets are absolute.
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn left(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    fn take(
+        &mut self,
+        n: usize,
+        location: &dyn Fn() -> Location,
+    ) -> Result<&'a [u8], Iso8583Error> {
+        match self.data.get(self.pos..self.pos.saturating_add(n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(unpack_err(
+                location(),
+                self.pos,
+                Reason::Truncated {
+                    needed: n,
+                    left: self.left(),
+                },
+            )),
+        }
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes hex characters; the index of the first bad character on failure.
+fn decode_hex(chars: &[u8]) -> Result<Vec<u8>, usize> {
+    if !chars.len().is_multiple_of(2) {
+        return Err(chars.len());
+    }
+    let mut out = Vec::with_capacity(chars.len() / 2);
+    for (i, pair) in chars.chunks_exact(2).enumerate() {
+        let hi = hex_val(pair[0]).ok_or(2 * i)?;
+        let lo = hex_val(pair[1]).ok_or(2 * i + 1)?;
+        out.push(hi << 4 | lo);
+    }
+    Ok(out)
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+impl Spec {
+    /// Reads a message: `bytes` is the MTI onwards (no length prefix, no header). Every
+    /// byte must belong to a field.
+    pub fn unpack(&self, bytes: &[u8]) -> Result<Message, Iso8583Error> {
+        let mut r = Reader {
+            data: bytes,
+            pos: 0,
+        };
+        let mti = self.read_mti(&mut r)?;
+        let mut words = [0u64; 3];
+        words[0] = self.read_bitmap(&mut r, 1)?;
+        if words[0] & bit(1) != 0 {
+            words[1] = self.read_bitmap(&mut r, 2)?;
+            if self.tertiary && words[1] & bit(1) != 0 {
+                words[2] = self.read_bitmap(&mut r, 3)?;
+            }
+        }
+        let count = words.iter().map(|w| w.count_ones()).sum::<u32>() as usize;
+        let mut msg = Message::with_capacity(mti, count);
+        for (i, word) in words.iter().enumerate() {
+            let mut w = *word;
+            if i == 0 || (i == 1 && self.tertiary) {
+                w &= !bit(1);
+            }
+            while w != 0 {
+                let lz = w.leading_zeros() as u16;
+                w &= !(1u64 << (63 - lz));
+                let de = i as u16 * 64 + lz + 1;
+                let Some(spec) = self.field(de) else {
+                    return Err(unpack_err(FieldPath::de(de), r.pos, Reason::Undefined(de)));
+                };
+                let field = read_field(spec, &mut r, &|| FieldPath::de(de))?;
+                msg.push_sorted(de, field);
+            }
+        }
+        if r.left() > 0 {
+            return Err(unpack_err(
+                Location::Message,
+                r.pos,
+                Reason::TrailingBytes(r.left()),
+            ));
+        }
+        Ok(msg)
+    }
+
+    fn read_mti(&self, r: &mut Reader<'_>) -> Result<Mti, Iso8583Error> {
+        let at = r.pos;
+        let loc = || Location::Mti;
+        let digits: [u8; 4] = match self.mti {
+            MtiEncoding::Ascii => {
+                let b = r.take(4, &loc)?;
+                [b[0], b[1], b[2], b[3]]
+            }
+            MtiEncoding::Ebcdic => {
+                let b = r.take(4, &loc)?;
+                let t = |x: u8| EBCDIC_TO_LATIN1[x as usize];
+                [t(b[0]), t(b[1]), t(b[2]), t(b[3])]
+            }
+            MtiEncoding::Bcd => {
+                let b = r.take(2, &loc)?;
+                let n = [b[0] >> 4, b[0] & 15, b[1] >> 4, b[1] & 15];
+                if n.iter().any(|d| *d > 9) {
+                    return Err(unpack_err(
+                        Location::Mti,
+                        at,
+                        invalid("4 BCD digits", format!("{:02X}{:02X}", b[0], b[1])),
+                    ));
+                }
+                n.map(|d| b'0' + d)
+            }
+        };
+        Mti::from_digits(digits).map_err(|_| {
+            unpack_err(
+                Location::Mti,
+                at,
+                invalid("4 digits", shown(&digits, Sensitivity::None)),
+            )
+        })
+    }
+
+    fn read_bitmap(&self, r: &mut Reader<'_>, which: u8) -> Result<u64, Iso8583Error> {
+        let at = r.pos;
+        let loc = || Location::Bitmap(which);
+        match self.bitmap {
+            BitmapEncoding::Binary => {
+                let b = r.take(8, &loc)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Ok(u64::from_be_bytes(a))
+            }
+            BitmapEncoding::Hex => {
+                let b = r.take(16, &loc)?;
+                let mut v = 0u64;
+                for (i, c) in b.iter().enumerate() {
+                    let d = hex_val(*c).ok_or_else(|| {
+                        unpack_err(
+                            Location::Bitmap(which),
+                            at + i,
+                            invalid("16 hex digits", shown(b, Sensitivity::None)),
+                        )
+                    })?;
+                    v = v << 4 | d as u64;
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// Writes a message (MTI onwards).
+    pub fn pack(&self, msg: &Message) -> Result<Vec<u8>, Iso8583Error> {
+        let mut out = Vec::with_capacity(256);
+        self.pack_into(msg, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends a message (MTI onwards) to `out`. On error `out` may hold a partial message.
+    pub fn pack_into(&self, msg: &Message, out: &mut Vec<u8>) -> Result<(), Iso8583Error> {
+        let mut words = [0u64; 3];
+        for (de, _) in msg.fields() {
+            match de {
+                2..=64 => words[0] |= bit(de),
+                65..=128 if !(self.tertiary && de == 65) => words[1] |= bit(de - 64),
+                129..=192 if self.tertiary => words[2] |= bit(de - 128),
+                _ => {
+                    return Err(pack_err(
+                        FieldPath::de(de),
+                        if (2..=192).contains(&de) {
+                            Reason::NotInSpec(de, self.name.clone())
+                        } else {
+                            Reason::OutOfRange(de)
+                        },
+                    ))
+                }
+            }
+        }
+        if words[2] != 0 {
+            words[1] |= bit(1);
+        }
+        if words[1] != 0 {
+            words[0] |= bit(1);
+        }
+        // MTI
+        let d = msg.mti.digits();
+        match self.mti {
+            MtiEncoding::Ascii => out.extend_from_slice(&d),
+            MtiEncoding::Ebcdic => out.extend(d.iter().map(|c| LATIN1_TO_EBCDIC[*c as usize])),
+            MtiEncoding::Bcd => {
+                out.push((d[0] - b'0') << 4 | (d[1] - b'0'));
+                out.push((d[2] - b'0') << 4 | (d[3] - b'0'));
+            }
+        }
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 && *w == 0 {
+                break;
+            }
+            match self.bitmap {
+                BitmapEncoding::Binary => out.extend_from_slice(&w.to_be_bytes()),
+                BitmapEncoding::Hex => push_hex(out, &w.to_be_bytes()),
+            }
+        }
+        for (de, field) in msg.fields() {
+            let Some(spec) = self.field(de) else {
+                return Err(pack_err(
+                    FieldPath::de(de),
+                    Reason::NotInSpec(de, self.name.clone()),
+                ));
+            };
+            write_field(spec, field, out, &|| FieldPath::de(de))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_length(
+    f: &FieldSpec,
+    r: &mut Reader<'_>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<usize, Iso8583Error> {
+    if f.is_fixed() {
+        return Ok(f.max);
+    }
+    let at = r.pos;
+    let loc = || Location::Field(path());
+    let p = r.take(f.prefix_len(), &loc)?;
+    let digits = f.length_digits as usize;
+    let bad = |expected: String| {
+        unpack_err(
+            path(),
+            at,
+            invalid(expected, format!("{:?}", crate::message::hex_upper(p))),
+        )
+    };
+    let len = match f.prefix {
+        crate::spec::PrefixEncoding::Ascii | crate::spec::PrefixEncoding::Ebcdic => {
+            let mut v = 0usize;
+            for b in p {
+                let c = if f.prefix == crate::spec::PrefixEncoding::Ebcdic {
+                    EBCDIC_TO_LATIN1[*b as usize]
+                } else {
+                    *b
+                };
+                if !c.is_ascii_digit() {
+                    return Err(unpack_err(
+                        path(),
+                        at,
+                        invalid(
+                            format!("{digits} length digits"),
+                            shown(p, Sensitivity::None),
+                        ),
+                    ));
+                }
+                v = v * 10 + (c - b'0') as usize;
+            }
+            v
+        }
+        crate::spec::PrefixEncoding::Bcd => {
+            let mut v = 0usize;
+            for b in p {
+                let (hi, lo) = (b >> 4, b & 15);
+                if hi > 9 || lo > 9 {
+                    return Err(bad(format!("a BCD length of {} bytes", p.len())));
+                }
+                v = v * 100 + hi as usize * 10 + lo as usize;
+            }
+            v
+        }
+        crate::spec::PrefixEncoding::Binary => p.iter().fold(0usize, |a, b| a << 8 | *b as usize),
+    };
+    if len > f.max {
+        return Err(unpack_err(path(), at, Reason::TooLong { len, max: f.max }));
+    }
+    Ok(len)
+}
+
+/// Wire bytes of a value of `units` length units.
+fn wire_len(f: &FieldSpec, units: usize) -> usize {
+    match (f.encoding, f.count) {
+        (Encoding::Bcd, Count::Digits) => units.div_ceil(2),
+        _ => units,
+    }
+}
+
+fn read_field(
+    f: &FieldSpec,
+    r: &mut Reader<'_>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<Field, Iso8583Error> {
+    let units = read_length(f, r, path)?;
+    let at = r.pos;
+    let loc = || Location::Field(path());
+    let data = r.take(wire_len(f, units), &loc)?;
+    match &f.format {
+        Format::Plain => decode_plain(f, data, units, at, path),
+        Format::Tlv => {
+            let bytes: std::borrow::Cow<'_, [u8]> = match f.encoding {
+                Encoding::Hex => std::borrow::Cow::Owned(decode_hex(data).map_err(|i| {
+                    unpack_err(
+                        path(),
+                        at + i,
+                        invalid(
+                            "hex digits",
+                            format!("{} hex characters (not shown)", data.len()),
+                        ),
+                    )
+                })?),
+                _ => std::borrow::Cow::Borrowed(data),
+            };
+            let scale = if f.encoding == Encoding::Hex { 2 } else { 1 };
+            let items = poslab_tlv::parse(&bytes).map_err(|e| {
+                let p = path();
+                unpack_err(
+                    match e.tag {
+                        Some(t) => FieldPath::tag(p.de, t),
+                        None => p,
+                    },
+                    at + e.offset * scale,
+                    Reason::Tlv(e.kind),
+                )
+            })?;
+            Ok(Field::Tlv(items))
+        }
+        Format::Composite(subs) => {
+            let end = r.pos;
+            let mut sub_r = Reader {
+                data: r.data.get(..end).unwrap_or(&[]),
+                pos: at,
+            };
+            let de = path().de;
+            let mut out = BTreeMap::new();
+            for (i, sub) in subs.iter().enumerate() {
+                if sub_r.left() == 0 {
+                    break;
+                }
+                let n = i as u16 + 1;
+                let v = read_field(sub, &mut sub_r, &|| FieldPath::subfield(de, n))?;
+                out.insert(n, v);
+            }
+            if sub_r.left() > 0 {
+                return Err(unpack_err(
+                    path(),
+                    sub_r.pos,
+                    Reason::SubfieldTrailing(sub_r.left()),
+                ));
+            }
+            Ok(Field::Composite(out))
+        }
+    }
+}
+
+fn decode_plain(
+    f: &FieldSpec,
+    data: &[u8],
+    units: usize,
+    at: usize,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<Field, Iso8583Error> {
+    let sens = f.sensitivity;
+    let check_digits = |chars: &[u8]| -> Result<(), Iso8583Error> {
+        if f.numeric && chars.iter().any(|c| !c.is_ascii_digit()) {
+            return Err(unpack_err(
+                path(),
+                at,
+                invalid(format!("{} digits", chars.len()), shown(chars, sens)),
+            ));
+        }
+        Ok(())
+    };
+    match f.encoding {
+        Encoding::Ascii => {
+            if let Some(i) = data.iter().position(|b| !b.is_ascii()) {
+                return Err(unpack_err(
+                    path(),
+                    at + i,
+                    invalid(
+                        "ASCII characters",
+                        format!("byte {:02X}", data.get(i).copied().unwrap_or(0)),
+                    ),
+                ));
+            }
+            check_digits(data)?;
+            // ok: every byte was checked to be ASCII above
+            Ok(Field::Text(String::from_utf8_lossy(data).into_owned()))
+        }
+        Encoding::Latin1 => {
+            check_digits(data)?;
+            Ok(Field::Text(data.iter().map(|b| *b as char).collect()))
+        }
+        Encoding::Ebcdic => {
+            let latin: Vec<u8> = data.iter().map(|b| EBCDIC_TO_LATIN1[*b as usize]).collect();
+            check_digits(&latin)?;
+            Ok(Field::Text(latin.iter().map(|b| *b as char).collect()))
+        }
+        Encoding::Binary => Ok(Field::Binary(data.to_vec())),
+        Encoding::Hex => decode_hex(data).map(Field::Binary).map_err(|i| {
+            unpack_err(
+                path(),
+                at + i.min(data.len()),
+                if !data.len().is_multiple_of(2) {
+                    invalid("an even number of hex digits", format!("{}", data.len()))
+                } else {
+                    invalid("hex digits", shown(data.get(i..i + 1).unwrap_or(&[]), sens))
+                },
+            )
+        }),
+        Encoding::Bcd => {
+            let digits = match f.count {
+                Count::Digits => units,
+                Count::Bytes => units * 2,
+            };
+            let nibbles = data.len() * 2;
+            let pad = f.pad.unwrap_or(crate::spec::Pad {
+                side: Side::Left,
+                ch: 0,
+            });
+            let skip_first = digits < nibbles && pad.side == Side::Left;
+            let nib = |i: usize| -> u8 {
+                let b = data.get(i / 2).copied().unwrap_or(0);
+                if i.is_multiple_of(2) {
+                    b >> 4
+                } else {
+                    b & 15
+                }
+            };
+            if digits < nibbles {
+                let pad_at = if skip_first { 0 } else { nibbles - 1 };
+                let found = nib(pad_at);
+                if found != pad.ch {
+                    return Err(unpack_err(
+                        path(),
+                        at + pad_at / 2,
+                        invalid(format!("pad nibble {:X}", pad.ch), format!("{found:X}")),
+                    ));
+                }
+            }
+            let start = usize::from(skip_first);
+            let mut s = String::with_capacity(digits);
+            for i in start..start + digits {
+                s.push(HEX[nib(i) as usize] as char);
+            }
+            check_digits(s.as_bytes())?;
+            Ok(Field::Text(s))
+        }
+    }
+}
+
+fn write_prefix(f: &FieldSpec, units: usize, out: &mut [u8]) {
+    match f.prefix {
+        crate::spec::PrefixEncoding::Ascii | crate::spec::PrefixEncoding::Ebcdic => {
+            let mut v = units;
+            for slot in out.iter_mut().rev() {
+                let c = b'0' + (v % 10) as u8;
+                *slot = if f.prefix == crate::spec::PrefixEncoding::Ebcdic {
+                    LATIN1_TO_EBCDIC[c as usize]
+                } else {
+                    c
+                };
+                v /= 10;
+            }
+        }
+        crate::spec::PrefixEncoding::Bcd => {
+            let mut v = units;
+            for slot in out.iter_mut().rev() {
+                let lo = (v % 10) as u8;
+                let hi = (v / 10 % 10) as u8;
+                *slot = hi << 4 | lo;
+                v /= 100;
+            }
+        }
+        crate::spec::PrefixEncoding::Binary => {
+            let mut v = units;
+            for slot in out.iter_mut().rev() {
+                *slot = (v & 0xFF) as u8;
+                v >>= 8;
+            }
+        }
+    }
+}
+
+fn write_field(
+    f: &FieldSpec,
+    value: &Field,
+    out: &mut Vec<u8>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<(), Iso8583Error> {
+    let prefix_at = out.len();
+    let plen = f.prefix_len();
+    out.resize(prefix_at + plen, 0);
+    let units = match &f.format {
+        Format::Plain => write_plain(f, value, out, path)?,
+        Format::Tlv => {
+            let raw: std::borrow::Cow<'_, [u8]> = match value {
+                Field::Tlv(items) => std::borrow::Cow::Owned(poslab_tlv::encode(items)),
+                Field::Binary(b) => std::borrow::Cow::Borrowed(b),
+                Field::Text(t) => std::borrow::Cow::Owned(text_as_hex(t, f, path)?),
+                Field::Composite(_) => {
+                    return Err(pack_err(
+                        path(),
+                        invalid("TLV objects or bytes", "subfields".into()),
+                    ))
+                }
+            };
+            write_bytes(f, &raw, out)
+        }
+        Format::Composite(subs) => {
+            let Field::Composite(values) = value else {
+                return Err(pack_err(
+                    path(),
+                    invalid("subfields", "a plain value".into()),
+                ));
+            };
+            let de = path().de;
+            if let Some((n, _)) = values.iter().next_back() {
+                if *n as usize > subs.len() || *n == 0 {
+                    return Err(pack_err(
+                        FieldPath::subfield(de, *n),
+                        invalid(
+                            format!("a subfield number in 1..={}", subs.len()),
+                            n.to_string(),
+                        ),
+                    ));
+                }
+            }
+            let start = out.len();
+            let last = values.keys().next_back().copied().unwrap_or(0);
+            for (i, sub) in subs.iter().enumerate() {
+                let n = i as u16 + 1;
+                if n > last {
+                    break;
+                }
+                match values.get(&n) {
+                    Some(v) => write_field(sub, v, out, &|| FieldPath::subfield(de, n))?,
+                    None => return Err(pack_err(path(), Reason::SubfieldGap(n))),
+                }
+            }
+            out.len() - start
+        }
+    };
+    if f.is_fixed() {
+        if units != f.max {
+            return Err(pack_err(
+                path(),
+                invalid(format!("{} {}", f.max, unit_name(f)), format!("{units}")),
+            ));
+        }
+    } else {
+        if units > f.max {
+            return Err(pack_err(
+                path(),
+                Reason::TooLong {
+                    len: units,
+                    max: f.max,
+                },
+            ));
+        }
+        if let Some(slot) = out.get_mut(prefix_at..prefix_at + plen) {
+            write_prefix(f, units, slot);
+        }
+    }
+    Ok(())
+}
+
+fn unit_name(f: &FieldSpec) -> &'static str {
+    match (f.encoding, f.count, &f.format) {
+        (_, _, Format::Composite(_)) => "bytes",
+        (Encoding::Bcd, Count::Digits, _) => "digits",
+        (Encoding::Hex, _, _) => "hex characters",
+        (Encoding::Binary, _, _) => "bytes",
+        (Encoding::Bcd, Count::Bytes, _) => "bytes",
+        _ => "characters",
+    }
+}
+
+fn text_as_hex(
+    t: &str,
+    f: &FieldSpec,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<Vec<u8>, Iso8583Error> {
+    decode_hex(t.as_bytes()).map_err(|_| {
+        pack_err(
+            path(),
+            invalid(
+                "bytes, or text of hex digits",
+                shown(t.as_bytes(), f.sensitivity),
+            ),
+        )
+    })
+}
+
+/// Writes binary data as the field's encoding wants; returns length units.
+fn write_bytes(f: &FieldSpec, bytes: &[u8], out: &mut Vec<u8>) -> usize {
+    if f.encoding == Encoding::Hex {
+        push_hex(out, bytes);
+        bytes.len() * 2
+    } else {
+        out.extend_from_slice(bytes);
+        bytes.len()
+    }
+}
+
+fn write_plain(
+    f: &FieldSpec,
+    value: &Field,
+    out: &mut Vec<u8>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<usize, Iso8583Error> {
+    let sens = f.sensitivity;
+    match (f.encoding, value) {
+        (Encoding::Binary | Encoding::Hex, Field::Binary(b)) => Ok(write_bytes(f, b, out)),
+        (Encoding::Binary | Encoding::Hex, Field::Text(t)) => {
+            let b = text_as_hex(t, f, path)?;
+            Ok(write_bytes(f, &b, out))
+        }
+        (Encoding::Binary | Encoding::Hex, Field::Tlv(items)) => {
+            Ok(write_bytes(f, &poslab_tlv::encode(items), out))
+        }
+        (Encoding::Ascii | Encoding::Latin1 | Encoding::Ebcdic, Field::Text(t)) => {
+            let len = t.chars().count();
+            let pad = match f.pad {
+                Some(p) if f.is_fixed() && len < f.max => Some((p, f.max - len)),
+                _ => None,
+            };
+            if let Some((p, n)) = pad {
+                if p.side == Side::Left {
+                    push_text_pad(f, p.ch, n, out);
+                }
+            }
+            for (i, c) in t.chars().enumerate() {
+                let code = c as u32;
+                let ok = match f.encoding {
+                    Encoding::Ascii => code < 0x80,
+                    _ => code < 0x100,
+                };
+                if !ok {
+                    return Err(pack_err(
+                        path(),
+                        invalid(
+                            format!("{:?} characters", f.encoding).to_lowercase(),
+                            format!("a character outside it at position {i}"),
+                        ),
+                    ));
+                }
+                if f.numeric && !c.is_ascii_digit() {
+                    return Err(pack_err(
+                        path(),
+                        invalid(format!("{len} digits"), shown(t.as_bytes(), sens)),
+                    ));
+                }
+                out.push(if f.encoding == Encoding::Ebcdic {
+                    LATIN1_TO_EBCDIC[code as usize]
+                } else {
+                    code as u8
+                });
+            }
+            if let Some((p, n)) = pad {
+                if p.side == Side::Right {
+                    push_text_pad(f, p.ch, n, out);
+                }
+            }
+            Ok(len + pad.map_or(0, |(_, n)| n))
+        }
+        (Encoding::Bcd, Field::Text(t)) => {
+            let digits = t.as_bytes();
+            let mut nibbles: Vec<u8> = Vec::with_capacity(digits.len() + 1);
+            for c in digits {
+                let ok = if f.numeric {
+                    c.is_ascii_digit()
+                } else {
+                    c.is_ascii_hexdigit()
+                };
+                match hex_val(*c) {
+                    Some(v) if ok => nibbles.push(v),
+                    _ => {
+                        return Err(pack_err(
+                            path(),
+                            invalid(
+                                if f.numeric {
+                                    "digits"
+                                } else {
+                                    "BCD digits (0-9, A-F)"
+                                },
+                                shown(digits, sens),
+                            ),
+                        ))
+                    }
+                }
+            }
+            let n = nibbles.len();
+            if n % 2 == 1 {
+                if f.count == Count::Bytes {
+                    return Err(pack_err(
+                        path(),
+                        invalid("an even number of digits", format!("{n}")),
+                    ));
+                }
+                let pad = f.pad.unwrap_or(crate::spec::Pad {
+                    side: Side::Left,
+                    ch: 0,
+                });
+                if pad.side == Side::Left {
+                    nibbles.insert(0, pad.ch);
+                } else {
+                    nibbles.push(pad.ch);
+                }
+            }
+            for pair in nibbles.chunks_exact(2) {
+                out.push(pair[0] << 4 | pair[1]);
+            }
+            Ok(match f.count {
+                Count::Digits => n,
+                Count::Bytes => n / 2,
+            })
+        }
+        (_, other) => Err(pack_err(
+            path(),
+            invalid(
+                match f.encoding {
+                    Encoding::Binary | Encoding::Hex => "bytes",
+                    _ => "text",
+                },
+                match other {
+                    Field::Text(_) => "text".into(),
+                    Field::Binary(_) => "bytes".into(),
+                    Field::Composite(_) => "subfields".into(),
+                    Field::Tlv(_) => "TLV objects".into(),
+                },
+            ),
+        )),
+    }
+}
+
+fn push_text_pad(f: &FieldSpec, ch: u8, n: usize, out: &mut Vec<u8>) {
+    let b = if f.encoding == Encoding::Ebcdic {
+        LATIN1_TO_EBCDIC[ch as usize]
+    } else {
+        ch
+    };
+    out.extend(std::iter::repeat_n(b, n));
+}
