@@ -1,0 +1,546 @@
+//! The host's flows, one test each, with a fake clock.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use poslab_iso8583::{Field, Message, Mti};
+
+use super::*;
+use crate::config::{
+    ActionConfig, CodeSpec, Config, DuplicateMode, MatchConfig, MtiPattern, ResponseCode,
+};
+
+const MID: &str = "000000000000001";
+const TID: &str = "00000001";
+const PAN: &str = "4761739001010010";
+
+fn host() -> Host {
+    Host::new(Config::default_config())
+}
+
+fn ctx(t: u64) -> RequestContext {
+    RequestContext {
+        conn: 1,
+        now: UNIX_EPOCH + Duration::from_secs(1_795_000_000 + t),
+        tid: None,
+    }
+}
+
+fn msg(mti: &str, fields: &[(u16, &str)]) -> Message {
+    let mut m = Message::new(Mti::new(mti).unwrap());
+    for (de, v) in fields {
+        m.set(*de, Field::Text((*v).to_string()));
+    }
+    m
+}
+
+fn amount(minor: u64) -> String {
+    format!("{minor:012}")
+}
+
+fn sale_with(proc_code: &str, stan: u32, minor: u64) -> Message {
+    let stan = format!("{stan:06}");
+    let amt = amount(minor);
+    msg(
+        "0200",
+        &[
+            (2, PAN),
+            (3, proc_code),
+            (4, &amt),
+            (7, "1123101010"),
+            (11, &stan),
+            (12, "101010"),
+            (13, "1123"),
+            (22, "051"),
+            (25, "00"),
+            (41, TID),
+            (42, MID),
+            (49, "978"),
+        ],
+    )
+}
+
+fn sale(stan: u32, minor: u64) -> Message {
+    sale_with("000000", stan, minor)
+}
+
+fn code(d: &Decision) -> &str {
+    d.response
+        .as_ref()
+        .and_then(|r| r.text(39))
+        .unwrap_or("(no answer)")
+}
+
+fn reply(d: &Decision) -> &Message {
+    d.response.as_ref().expect("an answer")
+}
+
+fn reversal(mti: &str, stan: u32, orig_stan: u32, minor: u64) -> Message {
+    let de90 = format!("0200{orig_stan:06}1123101010{}", "0".repeat(22));
+    let stan = format!("{stan:06}");
+    let amt = amount(minor);
+    msg(
+        mti,
+        &[
+            (3, "000000"),
+            (4, &amt),
+            (11, &stan),
+            (41, TID),
+            (42, MID),
+            (90, &de90),
+        ],
+    )
+}
+
+fn network(code: &str, stan: u32) -> Message {
+    let stan = format!("{stan:06}");
+    msg(
+        "0800",
+        &[(7, "1123101010"), (11, &stan), (41, TID), (70, code)],
+    )
+}
+
+fn settle(proc_code: &str, stan: u32, t: &Totals) -> Message {
+    let stan = format!("{stan:06}");
+    let mut m = msg("0500", &[(3, proc_code), (11, &stan), (41, TID), (42, MID)]);
+    for (de, v) in t.fields() {
+        m.set(de, Field::Text(v));
+    }
+    m
+}
+
+#[test]
+fn a_purchase_is_approved_with_an_approval_code_and_rrn() {
+    let mut h = host();
+    let d = h.handle(&sale(1, 1234), &ctx(0));
+    assert_eq!(code(&d), "00");
+    assert_eq!(d.rule.as_deref(), Some("approve"));
+    let r = reply(&d);
+    assert_eq!(r.mti.as_str(), "0210");
+    assert_eq!(r.text(38).map(str::len), Some(6));
+    assert_eq!(r.text(37).map(str::len), Some(12));
+    for de in [3, 4, 7, 11, 12, 13, 41, 42, 49] {
+        assert!(r.get(de).is_some(), "DE {de} is echoed");
+    }
+    assert!(r.get(2).is_none(), "the PAN is not echoed");
+    let t = h.terminal(TID).unwrap();
+    assert_eq!(t.batch.len(), 1);
+    assert_eq!(t.batch[0].pan_masked.as_deref(), Some("476173******0010"));
+    // merchant fee: visa credit 0.9 % of 12.34
+    assert_eq!(t.batch[0].fee, 11);
+}
+
+#[test]
+fn approval_codes_and_rrns_are_unique() {
+    let mut h = host();
+    let mut seen = std::collections::HashSet::new();
+    for stan in 1..=200 {
+        let d = h.handle(&sale(stan, 100), &ctx(stan as u64));
+        let r = reply(&d);
+        assert!(seen.insert(r.text(37).unwrap().to_string()));
+        assert!(seen.insert(r.text(38).unwrap().to_string()));
+    }
+}
+
+#[test]
+fn amounts_from_900_to_999_99_decline_with_their_last_two_digits() {
+    let mut h = host();
+    let d = h.handle(&sale(1, 90551), &ctx(0));
+    assert_eq!(code(&d), "51");
+    assert_eq!(d.rule.as_deref(), Some("decline-by-amount"));
+    assert!(reply(&d).get(38).is_none(), "no approval code on a decline");
+    assert_eq!(code(&h.handle(&sale(2, 90005), &ctx(1))), "05");
+    assert_eq!(code(&h.handle(&sale(3, 89999), &ctx(2))), "00");
+}
+
+#[test]
+fn amounts_above_10000_are_declined_61() {
+    let mut h = host();
+    assert_eq!(code(&h.handle(&sale(1, 1_000_001), &ctx(0))), "61");
+    assert_eq!(code(&h.handle(&sale(2, 1_000_000), &ctx(1))), "00");
+}
+
+#[test]
+fn unknown_terminals_and_merchants_get_03() {
+    let mut h = host();
+    let mut m = sale(1, 100);
+    m.set(41, Field::Text("00000011".into()));
+    let d = h.handle(&m, &ctx(0));
+    assert_eq!(code(&d), "03");
+    assert!(d.notes.iter().any(|n| n.contains("unknown terminal")));
+    let mut m = sale(2, 100);
+    m.set(42, Field::Text("000000000000009".into()));
+    assert_eq!(code(&h.handle(&m, &ctx(1))), "03");
+    let mut m = sale(3, 100);
+    m.remove(41);
+    assert_eq!(code(&h.handle(&m, &ctx(2))), "03");
+    // a provisioned terminal without DE 42 is fine
+    assert_eq!(code(&h.handle(&network("001", 4), &ctx(3))), "00");
+}
+
+#[test]
+fn a_reversal_matches_its_original_and_is_idempotent() {
+    let mut h = host();
+    h.handle(&sale(7, 5000), &ctx(0));
+    let d = h.handle(&reversal("0400", 8, 7, 5000), &ctx(1));
+    assert_eq!(code(&d), "00");
+    assert_eq!(reply(&d).mti.as_str(), "0410", "never a 0210 for a 0400");
+    assert!(reply(&d).get(90).is_some());
+    let t = h.terminal(TID).unwrap();
+    assert_eq!(t.batch[0].state, TxnState::Reversed);
+    assert_eq!(t.totals().debits, 0);
+    assert_eq!(t.totals().debits_reversed, 1);
+
+    // the repeat is answered again and reverses nothing twice
+    let d = h.handle(&reversal("0401", 8, 7, 5000), &ctx(2));
+    assert_eq!(code(&d), "00");
+    assert_eq!(reply(&d).mti.as_str(), "0410");
+    assert!(
+        d.notes.iter().any(|n| n.contains("already reversed")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(h.terminal(TID).unwrap().totals().debits_reversed, 1);
+}
+
+#[test]
+fn a_reversal_without_de90_uses_its_own_stan() {
+    let mut h = host();
+    h.handle(&sale(9, 5000), &ctx(0));
+    let mut r = reversal("0420", 9, 9, 5000);
+    r.remove(90);
+    let d = h.handle(&r, &ctx(1));
+    assert_eq!(code(&d), "00");
+    assert_eq!(reply(&d).mti.as_str(), "0430");
+    assert_eq!(h.terminal(TID).unwrap().batch[0].state, TxnState::Reversed);
+}
+
+#[test]
+fn a_reversal_of_an_unknown_transaction_is_answered_25() {
+    let mut h = host();
+    let d = h.handle(&reversal("0400", 2, 1, 5000), &ctx(0));
+    assert_eq!(code(&d), "25");
+    assert!(d.notes.iter().any(|n| n.contains("unknown transaction")));
+
+    let mut config = Config::default_config();
+    config.reversals.unknown_original = ResponseCode(*b"12");
+    let mut h = Host::new(config);
+    assert_eq!(
+        code(&h.handle(&reversal("0400", 2, 1, 5000), &ctx(0))),
+        "12"
+    );
+}
+
+#[test]
+fn a_void_cancels_the_original_named_by_its_rrn() {
+    let mut h = host();
+    let d = h.handle(&sale(1, 2500), &ctx(0));
+    let rrn = reply(&d).text(37).unwrap().to_string();
+    let mut void = sale_with("020000", 2, 2500);
+    void.set(37, Field::Text(rrn.clone()));
+    let d = h.handle(&void, &ctx(1));
+    assert_eq!(code(&d), "00");
+    assert_ne!(
+        reply(&d).text(37),
+        Some(rrn.as_str()),
+        "a void gets its own RRN"
+    );
+    let t = h.terminal(TID).unwrap();
+    assert_eq!(t.batch[0].state, TxnState::Voided);
+    assert_eq!(t.totals().debits, 0);
+    assert_eq!(t.totals().debits_reversed_amount, 2500);
+
+    // voiding an unknown transaction
+    let mut void = sale_with("020000", 3, 2500);
+    void.set(37, Field::Text("999999999999".into()));
+    assert_eq!(code(&h.handle(&void, &ctx(2))), "25");
+}
+
+#[test]
+fn reversing_a_void_restores_the_original() {
+    let mut h = host();
+    let d = h.handle(&sale(1, 2500), &ctx(0));
+    let rrn = reply(&d).text(37).unwrap().to_string();
+    let mut void = sale_with("020000", 2, 2500);
+    void.set(37, Field::Text(rrn));
+    h.handle(&void, &ctx(1));
+    let mut rev = reversal("0400", 2, 2, 2500);
+    rev.set(3, Field::Text("020000".into()));
+    assert_eq!(code(&h.handle(&rev, &ctx(2))), "00");
+    let t = h.terminal(TID).unwrap();
+    assert_eq!(t.batch[0].state, TxnState::Standing);
+    assert_eq!(t.totals().debits, 1);
+}
+
+#[test]
+fn a_refund_is_a_credit() {
+    let mut h = host();
+    let d = h.handle(&sale_with("200000", 1, 700), &ctx(0));
+    assert_eq!(code(&d), "00");
+    let t = h.terminal(TID).unwrap().totals();
+    assert_eq!((t.credits, t.credits_amount), (1, 700));
+    assert_eq!(t.debits, 0);
+}
+
+#[test]
+fn network_management_signs_on_echoes_and_signs_off() {
+    let mut h = host();
+    let d = h.handle(&network("001", 1), &ctx(0));
+    assert_eq!(code(&d), "00");
+    let r = reply(&d);
+    assert_eq!(r.mti.as_str(), "0810");
+    assert_eq!(r.text(70), Some("001"));
+    assert_eq!(r.text(11), Some("000001"));
+    assert!(h.terminal(TID).unwrap().signed_on);
+    assert_eq!(code(&h.handle(&network("301", 2), &ctx(1))), "00");
+    let d = h.handle(&network("101", 3), &ctx(2));
+    assert_eq!(code(&d), "00");
+    assert!(d.notes.iter().any(|n| n.contains("key exchange")));
+    h.handle(&network("002", 4), &ctx(3));
+    assert!(!h.terminal(TID).unwrap().signed_on);
+}
+
+#[test]
+fn sign_on_can_be_required() {
+    let mut config = Config::default_config();
+    config.sign_on.required = true;
+    let mut h = Host::new(config);
+    assert_eq!(code(&h.handle(&sale(1, 100), &ctx(0))), "91");
+    h.handle(&network("001", 2), &ctx(1));
+    assert_eq!(code(&h.handle(&sale(3, 100), &ctx(2))), "00");
+}
+
+#[test]
+fn settlement_in_balance_closes_the_batch() {
+    let mut h = host();
+    h.handle(&sale(1, 1000), &ctx(0));
+    h.handle(&sale(2, 2000), &ctx(1));
+    h.handle(&sale_with("200000", 3, 500), &ctx(2));
+    h.handle(&sale(4, 90551), &ctx(3)); // declined: not in the totals
+    let expected = Totals {
+        debits: 2,
+        debits_amount: 3000,
+        credits: 1,
+        credits_amount: 500,
+        ..Default::default()
+    };
+    assert_eq!(h.terminal(TID).unwrap().totals(), expected);
+    let d = h.handle(&settle("920000", 5, &expected), &ctx(4));
+    assert_eq!(code(&d), "00");
+    assert_eq!(reply(&d).mti.as_str(), "0510");
+    let t = h.terminal(TID).unwrap();
+    assert!(t.batch.is_empty());
+    assert_eq!(t.batches_closed, 1);
+}
+
+#[test]
+fn settlement_out_of_balance_is_95_and_keeps_the_batch() {
+    let mut h = host();
+    h.handle(&sale(1, 1000), &ctx(0));
+    let wrong = Totals {
+        debits: 2,
+        debits_amount: 2000,
+        ..Default::default()
+    };
+    let d = h.handle(&settle("920000", 2, &wrong), &ctx(1));
+    assert_eq!(code(&d), "95");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("DE 76: terminal 2, host 1")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(h.terminal(TID).unwrap().batch.len(), 1);
+    // rules cannot approve an out-of-balance settlement
+    h.push_override(Rule::once(
+        "approve anything",
+        MatchConfig::default(),
+        ActionConfig {
+            code: Some(CodeSpec::Fixed(ResponseCode::APPROVED)),
+            ..Default::default()
+        },
+    ));
+    assert_eq!(code(&h.handle(&settle("920000", 3, &wrong), &ctx(2))), "95");
+}
+
+#[test]
+fn batch_upload_then_final_settlement_balances() {
+    let mut h = host();
+    // the host saw one sale; the terminal has two (one approved offline it thinks)
+    h.handle(&sale(1, 1000), &ctx(0));
+    let terminal = Totals {
+        debits: 2,
+        debits_amount: 3000,
+        ..Default::default()
+    };
+    assert_eq!(
+        code(&h.handle(&settle("920000", 3, &terminal), &ctx(1))),
+        "95"
+    );
+    for (stan, orig, minor) in [(4, 1, 1000), (5, 2, 2000)] {
+        let de90 = format!("0200{orig:06}1123101010{}", "0".repeat(22));
+        let s = format!("{stan:06}");
+        let a = amount(minor);
+        let up = msg(
+            "0320",
+            &[
+                (3, "000000"),
+                (4, &a),
+                (11, &s),
+                (41, TID),
+                (42, MID),
+                (90, &de90),
+            ],
+        );
+        let d = h.handle(&up, &ctx(2));
+        assert_eq!(code(&d), "00");
+        assert_eq!(reply(&d).mti.as_str(), "0330");
+    }
+    let d = h.handle(&settle("960000", 6, &terminal), &ctx(3));
+    assert_eq!(code(&d), "00", "{:?}", d.notes);
+    assert!(h.terminal(TID).unwrap().batch.is_empty());
+}
+
+#[test]
+fn duplicates_are_declined_94_or_answered_as_before() {
+    let mut h = host();
+    let first = h.handle(&sale(1, 1000), &ctx(0));
+    let d = h.handle(&sale(1, 1000), &ctx(1));
+    assert_eq!(code(&d), "94");
+    assert_eq!(h.terminal(TID).unwrap().batch.len(), 1);
+    // another amount with the same STAN is a new transaction
+    assert_eq!(code(&h.handle(&sale(1, 1001), &ctx(2))), "00");
+
+    let mut config = Config::default_config();
+    config.duplicates.mode = DuplicateMode::Repeat;
+    let mut h = Host::new(config);
+    let a = h.handle(&sale(1, 1000), &ctx(0));
+    let b = h.handle(&sale(1, 1000), &ctx(1));
+    assert_eq!(code(&b), "00");
+    assert_eq!(reply(&a).text(37), reply(&b).text(37));
+    assert_eq!(reply(&a).text(38), reply(&b).text(38));
+    assert_eq!(h.terminal(TID).unwrap().totals().debits, 1);
+    drop(first);
+}
+
+#[test]
+fn advices_are_acknowledged_once() {
+    let mut h = host();
+    let mut advice = sale(1, 4000);
+    advice.mti = Mti::new("0220").unwrap();
+    advice.set(38, Field::Text("OFF123".into()));
+    let d = h.handle(&advice, &ctx(0));
+    assert_eq!(code(&d), "00");
+    assert_eq!(reply(&d).mti.as_str(), "0230");
+    advice.mti = Mti::new("0221").unwrap();
+    assert_eq!(code(&h.handle(&advice, &ctx(1))), "00");
+    let t = h.terminal(TID).unwrap().totals();
+    assert_eq!((t.debits, t.debits_amount), (1, 4000));
+}
+
+#[test]
+fn one_shot_overrides_shape_the_next_answer() {
+    let mut h = host();
+    h.push_override(Rule::once(
+        "no answer to the next 0200",
+        MatchConfig {
+            mti: vec![MtiPattern("0200".into())],
+            ..Default::default()
+        },
+        ActionConfig {
+            answer: crate::Delivery::None,
+            ..Default::default()
+        },
+    ));
+    let d = h.handle(&sale(1, 1000), &ctx(0));
+    assert!(d.response.is_none());
+    assert_eq!(
+        d.code,
+        Some(ResponseCode::APPROVED),
+        "decided, but not sent"
+    );
+    // the host approved it: the terminal's reversal finds it
+    assert_eq!(
+        code(&h.handle(&reversal("0400", 1, 1, 1000), &ctx(1))),
+        "00"
+    );
+    // the override is spent
+    assert_eq!(code(&h.handle(&sale(2, 1000), &ctx(2))), "00");
+
+    h.push_override(Rule::once(
+        "decline the next sale with 51",
+        MatchConfig::default(),
+        ActionConfig {
+            code: Some(CodeSpec::Fixed(ResponseCode(*b"51"))),
+            delay: Some(Duration::from_secs(35)),
+            answer: crate::Delivery::Twice,
+            ..Default::default()
+        },
+    ));
+    let d = h.handle(&sale(3, 1000), &ctx(3));
+    assert_eq!(code(&d), "51");
+    assert!(matches!(d.actions[0], Action::Delay(t) if t == Duration::from_secs(35)));
+    assert!(matches!(d.actions[1], Action::Twice));
+    assert_eq!(h.clear_overrides(), 0);
+}
+
+#[test]
+fn close_and_unsolicited_actions() {
+    let mut config = Config::default_config();
+    let rules: Config = Config::from_yaml(
+        "rules:\n  - name: hang up\n    when: {amount: {min: \"1.11\", max: \"1.11\"}}\n    then: {answer: close}\n  - name: echo back\n    when: {amount: {min: \"2.22\", max: \"2.22\"}}\n    then: {unsolicited: {mti: \"0800\", fields: {70: \"301\"}}}\n",
+        "test",
+    )
+    .unwrap();
+    config.rules.splice(0..0, rules.rules);
+    let mut h = Host::new(config);
+    let d = h.handle(&sale(1, 111), &ctx(0));
+    assert!(d.response.is_none());
+    assert!(matches!(d.actions[..], [Action::Close]));
+    let d = h.handle(&sale(2, 222), &ctx(1));
+    assert_eq!(code(&d), "00");
+    match &d.actions[..] {
+        [Action::Unsolicited(m)] => {
+            assert_eq!(m.mti.as_str(), "0800");
+            assert_eq!(m.text(70), Some("301"));
+            assert_eq!(m.text(41), Some(TID));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn responses_from_the_terminal_are_not_answered() {
+    let mut h = host();
+    let d = h.handle(
+        &msg("0810", &[(11, "000001"), (39, "00"), (41, TID)]),
+        &ctx(0),
+    );
+    assert!(d.response.is_none());
+    assert!(d.actions.is_empty());
+}
+
+#[test]
+fn stand_in_approves_small_amounts_for_an_unavailable_issuer() {
+    let mut config = Config::default_config();
+    config.stand_in.enabled = true;
+    let unavailable = Config::from_yaml(
+        "rules:\n  - name: issuer down\n    then: {code: \"91\"}\n",
+        "t",
+    )
+    .unwrap();
+    config.rules = unavailable.rules;
+    let mut h = Host::new(config);
+    let d = h.handle(&sale(1, 5000), &ctx(0));
+    assert_eq!(code(&d), "00");
+    assert!(d.notes.iter().any(|n| n.contains("stand-in")));
+    assert_eq!(code(&h.handle(&sale(2, 50000), &ctx(1))), "91");
+}
+
+#[test]
+fn a_request_without_a_stan_is_a_format_error() {
+    let mut h = host();
+    let mut m = sale(1, 100);
+    m.remove(11);
+    assert_eq!(code(&h.handle(&m, &ctx(0))), "30");
+}

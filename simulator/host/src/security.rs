@@ -1,0 +1,37 @@
+//! The hook for message security: MAC, PIN and ARQC verification, key exchange.
+//!
+//! The host calls a [`Security`] for every request it accepts (after provisioning checks)
+//! and for every answer it sends. [`NoSecurity`] accepts everything and sends no keys; a
+//! module built on poslab-crypto plugs in with [`crate::Host::set_security`].
+
+use poslab_iso8583::Message;
+
+use crate::config::ResponseCode;
+
+pub trait Security: Send {
+    /// Checks a request (MAC in DE 64/128, PIN block in DE 52, ARQC in DE 55). `Err(code)`
+    /// refuses it with that response code (e.g. `A0` MAC failure, `55` wrong PIN).
+    fn verify(&mut self, _tid: &str, _request: &Message) -> Result<(), ResponseCode> {
+        Ok(())
+    }
+
+    /// Answers a key-exchange request (0800 with DE 70 = 101 or 161): the fields to put
+    /// in the 0810 (new session keys under the terminal's master key, with their check
+    /// values). Empty: acknowledged without keys.
+    fn key_exchange(
+        &mut self,
+        _tid: &str,
+        _request: &Message,
+    ) -> Result<Vec<(u16, String)>, ResponseCode> {
+        Ok(Vec::new())
+    }
+
+    /// Signs an answer before it is sent (sets its MAC).
+    fn sign(&mut self, _tid: &str, _response: &mut Message) {}
+}
+
+/// Accepts every request, sends no keys, signs nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSecurity;
+
+impl Security for NoSecurity {}
