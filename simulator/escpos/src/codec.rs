@@ -124,6 +124,7 @@ pub enum Command {
     Oversized {
         name: &'static str,
         header: Vec<u8>,
+        announced: u64,
         skipped: u64,
     },
     /// The stream ended in the middle of a command.
@@ -231,6 +232,7 @@ impl Parser {
                         command: Command::Oversized {
                             name,
                             header: rest.get(..header).unwrap_or(&[]).to_vec(),
+                            announced: payload,
                             skipped: payload,
                         },
                     };
@@ -258,8 +260,12 @@ impl Parser {
     /// The end of the stream: an incomplete command becomes [`Command::Truncated`] (an
     /// oversized payload cut short is reported as what it is). The parser is reset.
     pub fn finish(&mut self) -> Option<Parsed> {
-        if let Some((parsed, _)) = self.skipping.take() {
+        if let Some((mut parsed, remaining)) = self.skipping.take() {
             self.buf.clear();
+            parsed.len -= remaining;
+            if let Command::Oversized { skipped, .. } = &mut parsed.command {
+                *skipped -= remaining;
+            }
             return Some(parsed);
         }
         if self.buf.is_empty() {
@@ -963,9 +969,9 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(p.pending(), 0);
         let last = p.finish().unwrap();
-        assert!(
-            matches!(last.command, Command::Oversized { skipped, .. } if skipped == 0xffff * 0xffff)
-        );
+        assert!(matches!(last.command,
+            Command::Oversized { announced, skipped: 1000, .. } if announced == 0xffff * 0xffff));
+        assert_eq!(last.len, 1008);
     }
 
     #[test]

@@ -598,7 +598,10 @@ impl Printer {
     fn accept(&mut self, now: Duration, p: Parsed) {
         if p.command.is_real_time() {
             self.real_time(now, &p);
-            return;
+            if self.faults.paper_out {
+                return;
+            }
+            // Kept in the buffer only so that what it has to say lands in order.
         }
         if self.faults.paper_out {
             self.discarded_bytes += p.len;
@@ -683,10 +686,7 @@ impl Printer {
         let started = self.current.first_offset.is_some() || !self.current.line.is_empty();
         if started {
             self.flush_line();
-            self.note(
-                at,
-                format!("{why}: receipt incomplete ({lost} buffered bytes lost)"),
-            );
+            self.note(at, format!("{why}: receipt incomplete"));
             self.current.incomplete = true;
             self.finish(None);
         }
@@ -694,13 +694,11 @@ impl Printer {
 
     fn real_time(&mut self, _now: Duration, p: &Parsed) {
         match &p.command {
-            Command::RealTimeStatus(n) => match self.dle_eot(*n) {
-                Some(b) => self.reply(&format!("DLE EOT {n}"), &[b]),
-                None => self.note(
-                    p.offset,
-                    format!("DLE EOT {n}: status type not supported, no answer"),
-                ),
-            },
+            Command::RealTimeStatus(n) => {
+                if let Some(b) = self.dle_eot(*n) {
+                    self.reply(&format!("DLE EOT {n}"), &[b]);
+                }
+            }
             Command::RealTimeRequest(2) => {
                 self.queue.clear();
                 self.queued_bytes = 0;
@@ -746,6 +744,9 @@ impl Printer {
                 | Command::PrinterId(_)
                 | Command::AutoStatusBack(_)
                 | Command::Response { .. }
+                | Command::RealTimeStatus(_)
+                | Command::RealTimeRequest(_)
+                | Command::RealTimeDc4 { .. }
         );
         if paper_command {
             self.touch(offset, p.len);
@@ -952,11 +953,12 @@ impl Printer {
             Command::Oversized {
                 name,
                 header,
+                announced,
                 skipped,
             } => self.note(
                 offset,
                 format!(
-                    "{name} ({}) announces {skipped} bytes, more than poslab buffers; skipped",
+                    "{name} ({}) announces {announced} bytes, more than poslab buffers; {skipped} skipped",
                     hex(&header)
                 ),
             ),
@@ -968,9 +970,15 @@ impl Printer {
                     hex(bytes.get(..bytes.len().min(8)).unwrap_or(&[]))
                 ),
             ),
-            Command::RealTimeStatus(_)
-            | Command::RealTimeRequest(_)
-            | Command::RealTimeDc4 { .. } => {}
+            Command::RealTimeStatus(n) => {
+                if self.dle_eot(n).is_none() {
+                    self.note(
+                        offset,
+                        format!("DLE EOT {n}: status type not supported, no answer"),
+                    );
+                }
+            }
+            Command::RealTimeRequest(_) | Command::RealTimeDc4 { .. } => {}
         }
     }
 

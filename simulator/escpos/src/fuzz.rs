@@ -41,3 +41,13 @@ pub fn parse(data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn regression_del_dle_dle() {
+        let data = [127u8, 16, 16];
+        let _ = crate::print_stream(crate::Config::default(), &data);
+        super::parse(&data);
+    }
+}
