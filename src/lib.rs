@@ -4,6 +4,7 @@
 //! of tokio. This crate gives them transports (TCP, serial, pty, in-memory), servers in the
 //! mini-redis shape, the journal writer and the command line.
 
+pub mod card;
 pub mod cli;
 pub mod cmd;
 pub mod journal;
