@@ -4,8 +4,10 @@
 //! of tokio. This crate gives them transports (TCP, serial, pty, in-memory), servers in the
 //! mini-redis shape, the journal writer and the command line.
 
+pub mod bench;
 pub mod card;
 pub mod cli;
 pub mod cmd;
 pub mod journal;
 pub mod net;
+pub mod pty;

@@ -1,10 +1,10 @@
 //! The one integration test binary: a module per area.
 
+mod bench;
 mod card;
 mod cli_help;
 mod crypto_peer;
 mod decode;
-mod bench;
 mod ecr;
 mod host;
 mod iso8583_peer;
