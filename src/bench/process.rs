@@ -779,11 +779,18 @@ async fn read_lines(
     stream: OutStream,
     out: mpsc::Sender<(OutStream, String)>,
 ) {
+    use tokio::io::AsyncReadExt;
+    // a program that prints without newlines still gets journalled, in bounded pieces
+    const MAX_LINE: u64 = 16 * 1024;
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        match (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);

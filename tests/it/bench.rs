@@ -304,6 +304,28 @@ while True:
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn output_without_newlines_is_journalled_in_bounded_pieces() {
+        let dir = workdir("longline");
+        let journal = Journal::in_memory();
+        let bench = process_bench("sh", &["-c", "head -c 40000 /dev/zero | tr '\\0' x"], "");
+        let (dut, mut events, _wiring) = spawn(&bench, &dir, &journal).await;
+        expect(&mut events, "exit", |e| {
+            matches!(e, DutEvent::Exited { .. })
+        })
+        .await;
+        let pieces: Vec<usize> = journal
+            .entries()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "output")
+            .map(|e| e["line"].as_str().unwrap_or("").len())
+            .collect();
+        assert_eq!(pieces, [16384, 16384, 7232]);
+        dut.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_silent_program_is_a_hang_and_is_killed() {
         let dir = workdir("hang");
         let journal = Journal::in_memory();
