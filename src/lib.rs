@@ -10,4 +10,5 @@ pub mod cli;
 pub mod cmd;
 pub mod journal;
 pub mod net;
+pub mod printer;
 pub mod pty;

@@ -36,7 +36,7 @@ pub fn parse(data: &[u8]) {
     for r in &whole {
         let _ = render::text(r);
         let _ = render::json(r);
-        if data.len() < 4096 {
+        if data.len() < 512 {
             let _ = render::png(r);
         }
     }

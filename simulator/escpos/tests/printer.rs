@@ -13,7 +13,10 @@ fn printer() -> Printer {
     Printer::new(Config::default())
 }
 
-fn drain(p: &mut Printer) -> (Vec<Receipt>, Vec<(String, Vec<u8>)>, Vec<(String, bool)>) {
+/// Receipts, status answers (command, reply) and fault changes (fault, active).
+type Drained = (Vec<Receipt>, Vec<(String, Vec<u8>)>, Vec<(String, bool)>);
+
+fn drain(p: &mut Printer) -> Drained {
     let (mut r, mut s, mut f) = (vec![], vec![], vec![]);
     while let Some(e) = p.poll_event() {
         match e {
