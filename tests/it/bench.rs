@@ -112,6 +112,81 @@ fn the_bench_load_fuzz_corpus_replays() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Real attachments: a bench file's `tcp:` and `serial:` opened as byte streams.
+
+#[tokio::test]
+async fn a_real_nodes_attachments_open_as_byte_streams() {
+    use poslab::bench::{open, OpenLimits};
+    use poslab::journal::Journal;
+    use poslab::pty::Pty;
+    use poslab_bench::{Bench, Via};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // the "terminal" is a loopback listener and a pty standing in for a USB serial adapter
+    let device = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = device.local_addr().unwrap();
+    let (mut line, path) = Pty::open().unwrap();
+    let text = format!(
+        "nodes:\n  terminal:\n    tcp: \"{addr}\"\n    serial: \"{} @ 115200 8N1\"\n  ecr: emulated\nlinks:\n  ecr->terminal: {{ via: serial }}\n",
+        path.display()
+    );
+    let bench = Bench::load("it.yaml", &text).unwrap();
+    let terminal = bench.node("terminal").unwrap();
+    let journal = Journal::in_memory();
+
+    let serve = tokio::spawn(async move {
+        let (mut s, _) = device.accept().await.unwrap();
+        s.write_all(b"hello from the terminal").await.unwrap();
+    });
+    let mut tcp = open(
+        "terminal",
+        terminal,
+        Via::Tcp,
+        OpenLimits::default(),
+        &journal,
+    )
+    .await
+    .unwrap();
+    let mut got = [0u8; 23];
+    tcp.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hello from the terminal");
+    serve.await.unwrap();
+
+    let mut serial = open(
+        "terminal",
+        terminal,
+        Via::Serial,
+        OpenLimits::default(),
+        &journal,
+    )
+    .await
+    .unwrap();
+    serial.write_all(b"\x10\x02").await.unwrap();
+    let mut got = [0u8; 2];
+    line.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"\x10\x02");
+
+    let err = open(
+        "terminal",
+        terminal,
+        Via::Listen,
+        OpenLimits::default(),
+        &journal,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("no `listen` attachment"), "{err}");
+    let kinds: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["connected", "serial-open"]);
+}
+
+// ---------------------------------------------------------------------------------------
 // The process adapter, against small real programs (python3 and sh), in real time.
 
 mod process {
