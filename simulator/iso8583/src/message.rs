@@ -336,8 +336,8 @@ fn write_tlvs(out: &mut String, items: &[Tlv], masked: bool) {
         match &t.value {
             TlvValue::Primitive(b) if masked => out.push_str(&masked_tlv_value(t, b)),
             TlvValue::Primitive(b) => out.push_str(&hex_upper(b)),
-            TlvValue::Constructed(_) if secret => {
-                out.push_str(&masked_tlv_value(t, &t.to_bytes()));
+            TlvValue::Constructed(c) if secret => {
+                out.push_str(&masked_tlv_value(t, &poslab_tlv::encode(c)));
             }
             TlvValue::Constructed(c) => write_tlvs(out, c, masked),
         }
@@ -414,8 +414,8 @@ impl Serialize for TlvView<'_> {
                     };
                     map.serialize_entry(&key, &v)?;
                 }
-                TlvValue::Constructed(_) if secret => {
-                    map.serialize_entry(&key, &masked_tlv_value(t, &t.to_bytes()))?;
+                TlvValue::Constructed(c) if secret => {
+                    map.serialize_entry(&key, &masked_tlv_value(t, &poslab_tlv::encode(c)))?;
                 }
                 TlvValue::Constructed(c) => map.serialize_entry(
                     &key,

@@ -379,7 +379,12 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let first = full.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    // drop a trailing "at line X column Y" that repeats the location
+    // drop a leading "line X column Y: " or a trailing " at line X column Y" that repeat
+    // the location
+    let first = match first.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(first, |(_, m)| m),
+        None => first,
+    };
     match first.find(" at line ") {
         Some(i) => first[..i].to_string(),
         None => first.to_string(),
