@@ -14,3 +14,4 @@ pub mod net;
 pub mod proxy;
 pub mod printer;
 pub mod pty;
+pub mod zvt;

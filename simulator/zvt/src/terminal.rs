@@ -130,14 +130,16 @@ impl TransactionRecord {
         if let Some(r) = self.receipt {
             f.push(Bmp::bcd(0x87, r as u64, 2));
         }
-        if let Some(t) = self.turnover {
-            f.push(Bmp::bcd(0x88, t as u64, 3));
-        }
         if let Some(t) = self.card_type {
             f.push(Bmp::new(0x8A, vec![t]));
         }
         if let Some(n) = &self.card_name {
             f.push(Bmp::new(0x8B, n.as_bytes().to_vec()));
+        }
+        // last: ECR libraries that stop at the first BMP they do not know (the zvt crate
+        // 0.1 does not know 88) still read everything before it
+        if let Some(t) = self.turnover {
+            f.push(Bmp::bcd(0x88, t as u64, 3));
         }
         f
     }
