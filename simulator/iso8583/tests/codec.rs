@@ -340,7 +340,7 @@ fn tlv_fields_keep_unknown_tags_and_nested_templates() {
     assert_eq!(s.pack(&back).unwrap(), b);
     let json = back.to_json(&s).to_string();
     assert!(json.contains("\"DF8101\":\"AABB\""), "{json}");
-    assert!(json.contains("\"71\":\"<key: 10 bytes>\""), "{json}");
+    assert!(json.contains("\"71\":\"<key: 8 bytes>\""), "{json}");
 }
 
 #[test]
