@@ -446,18 +446,23 @@ impl Handler for PrinterService {
     }
 }
 
-/// Serves a serial port (a real one, or a USB adapter) with blocking I/O on two threads:
-/// serialport without its default features needs no system library.
-pub async fn serve_serial(
-    handle: &PrinterHandle,
-    path: &str,
-    baud: u32,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let port = serialport::new(path, baud)
+/// Opens a serial port (a real one, a USB adapter, a pty standing in for one) for
+/// [`serve_serial`]. serialport without its default features needs no system library.
+pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<Box<dyn serialport::SerialPort>> {
+    serialport::new(path, baud)
         .timeout(Duration::from_millis(100))
         .open()
-        .map_err(|e| anyhow::anyhow!("cannot open serial port {path}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open serial port {path}: {e}"))
+}
+
+/// Serves an open serial port with blocking I/O on two threads until `shutdown` fires or
+/// the port fails.
+pub async fn serve_serial(
+    handle: &PrinterHandle,
+    port: Box<dyn serialport::SerialPort>,
+    path: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut writer = port
         .try_clone()
         .map_err(|e| anyhow::anyhow!("cannot clone serial port {path}: {e}"))?;

@@ -122,11 +122,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         });
     }
     if let Some(path) = args.serial.clone() {
+        let port = printer::open_serial(&path, args.baud)?;
+        say(format!("serial {path} @ {}", args.baud));
         let h = handle.clone();
         let stop = shutdown.clone();
-        let baud = args.baud;
-        say(format!("serial {path} @ {baud}"));
-        tasks.spawn(async move { printer::serve_serial(&h, &path, baud, stop).await });
+        tasks.spawn(async move { printer::serve_serial(&h, port, &path, stop).await });
     }
     if args.pty {
         let (pty, path) = crate::pty::Pty::open()?;

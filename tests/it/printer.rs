@@ -244,3 +244,25 @@ fn a_client_on_the_pty_prints_and_the_journal_masks_a_leaked_pan() {
     );
     assert!(log.contains("\"kind\":\"status\""), "{log}");
 }
+
+/// The serial transport, against a pty standing in for the serial line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serial_transport_serves_a_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut line, path) = poslab::pty::Pty::open().unwrap();
+    let path = path.display().to_string();
+    let p = PrinterProcess::start("serial", &["--serial", &path, "--baud", "115200"]);
+    assert_eq!(p.line("serial"), format!("{path} @ 115200"));
+    line.write_all(b"\x1b@SERIAL OK\n\x1dV\x01\x10\x04\x01")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(20), line.read_exact(&mut answer))
+        .await
+        .expect("a status answer on the serial line")
+        .unwrap();
+    assert_eq!(answer[0], 0x12);
+    let (text, json, _) = tokio::task::block_in_place(|| p.receipt(1));
+    assert_eq!(text, "SERIAL OK\n");
+    assert_eq!(json["cut"], "partial");
+}

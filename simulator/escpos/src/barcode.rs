@@ -58,17 +58,17 @@ pub fn encode(m: u8, data: &[u8]) -> Result<Encoded, String> {
         0 | 65 => {
             let d = digits(data, &[11, 12], name)?;
             let m = EAN13::new(format!("0{d}")).map_err(bad)?.encode();
-            (d, m)
+            (with_check_digit(d, 11), m)
         }
         2 | 67 => {
             let d = digits(data, &[12, 13], name)?;
             let m = EAN13::new(&d).map_err(bad)?.encode();
-            (d, m)
+            (with_check_digit(d, 12), m)
         }
         3 | 68 => {
             let d = digits(data, &[7, 8], name)?;
             let m = EAN8::new(&d).map_err(bad)?.encode();
-            (d, m)
+            (with_check_digit(d, 7), m)
         }
         4 | 69 => {
             let s = String::from_utf8_lossy(data);
@@ -110,6 +110,20 @@ pub fn encode(m: u8, data: &[u8]) -> Result<Encoded, String> {
         text,
         modules,
     })
+}
+
+/// The HRI of UPC/EAN shows the check digit the printer adds to `bare`-digit data.
+fn with_check_digit(mut digits: String, bare: usize) -> String {
+    if digits.len() == bare {
+        let sum: u32 = digits
+            .bytes()
+            .rev()
+            .enumerate()
+            .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+            .sum();
+        digits.push(char::from(b'0' + ((10 - sum % 10) % 10) as u8));
+    }
+    digits
 }
 
 /// Turns ESC/POS CODE128 data (`{A`/`{B`/`{C` code-set prefixes, code set C as byte values
@@ -187,7 +201,11 @@ mod tests {
 
     #[test]
     fn ean13_with_and_without_check_digit() {
-        assert_eq!(encode(67, b"400638133393").unwrap().modules.len(), 95);
+        let e = encode(67, b"400638133393").unwrap();
+        assert_eq!(e.modules.len(), 95);
+        assert_eq!(e.text, "4006381333931", "the HRI shows the check digit");
+        assert_eq!(encode(65, b"03600029145").unwrap().text, "036000291452");
+        assert_eq!(encode(68, b"9638507").unwrap().text, "96385074");
         assert!(encode(67, b"4006381333931").is_ok());
         assert!(encode(67, b"4006381333932").is_err());
         assert!(encode(67, b"12ab").is_err());

@@ -380,10 +380,13 @@ impl Printer {
     pub fn handle_bytes(&mut self, now: Duration, bytes: &[u8]) {
         let mut parsed = Vec::new();
         self.parser.push(bytes, &mut parsed);
+        // Each command is executed as soon as it is accepted (when the printer can print),
+        // so what a real-time command finds in the buffer never depends on how the bytes
+        // were split.
         for p in parsed {
             self.accept(now, p);
+            self.pump(now);
         }
-        self.pump(now);
     }
 
     /// The host closed the link: a command cut short is reported. The receipt in progress

@@ -280,6 +280,18 @@ fn print_in_pieces(stream: &[u8], cuts: &[usize]) -> Vec<Receipt> {
     r
 }
 
+/// Regression (proptest): DLE ENQ 2 (clear buffers) cleared data that a different split
+/// had already printed.
+#[test]
+fn clearing_buffers_does_not_depend_on_the_split() {
+    let stream: &[u8] = b"A\n\x10\x05\x02B\n\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08C\n\x1dV\x00";
+    let whole = poslab_escpos::print_stream(Config::default(), stream);
+    assert_eq!(whole[0].text_lines(), vec!["A", "B", "C"]);
+    for cut in 0..stream.len() {
+        assert_eq!(print_in_pieces(stream, &[cut]), whole, "split at {cut}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

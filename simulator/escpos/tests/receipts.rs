@@ -59,7 +59,7 @@ fn sale_receipt_model() {
     assert_eq!((title.0.width, title.0.height, title.0.bold), (2, 2, true));
     assert_eq!(title.1, poslab_escpos::model::Align::Center);
     assert!(r.elements.iter().any(|e| matches!(e,
-        Element::Barcode { symbology, data, .. } if symbology == "EAN13" && data == "400638133393")));
+        Element::Barcode { symbology, data, .. } if symbology == "EAN13" && data == "4006381333931")));
     assert!(
         r.elements.iter().any(|e| matches!(e,
         Element::QrCode { data, module_size: 4, .. } if data == "https://poslab.invalid/r/000042"))
