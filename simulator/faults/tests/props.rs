@@ -507,3 +507,18 @@ fn fuzz_corpus_faults_toxic_replays() {
 fn fuzz_corpus_faults_config_replays() {
     replay("faults_config", poslab_faults::fuzz::config);
 }
+
+#[test]
+fn shipped_proxy_configs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/proxy");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/proxy exists") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let config = poslab_faults::parse_config(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!config.proxies.is_empty(), "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 1);
+}
