@@ -27,6 +27,7 @@
 //!   transactions are the basis of the next 0500.
 
 pub mod config;
+pub mod fuzz;
 pub mod ids;
 mod machine;
 pub mod redact;

@@ -998,9 +998,15 @@ fn pan_of(req: &Message) -> Option<String> {
     t2.get(..end).map(str::to_string)
 }
 
-/// DE 90 (original data elements): original MTI and, when readable, original STAN.
+/// Original data elements (DE 90 in 1987, DE 56 in 1993 messages): original MTI and,
+/// when readable, original STAN.
 fn original_data(req: &Message) -> Option<(String, Option<u32>)> {
-    let text = req.text(90)?;
+    let de = if req.mti.as_str().starts_with('1') {
+        56
+    } else {
+        90
+    };
+    let text = req.text(de)?;
     let mti = text.get(..4)?.to_string();
     let stan = text.get(4..10).and_then(|s| s.parse().ok());
     Some((mti, stan))

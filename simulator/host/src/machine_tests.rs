@@ -544,3 +544,39 @@ fn a_request_without_a_stan_is_a_format_error() {
     m.remove(11);
     assert_eq!(code(&h.handle(&m, &ctx(0))), "30");
 }
+
+#[test]
+fn fuzz_corpora_replay() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 2] = [
+        ("host_handle", crate::fuzz::handle),
+        ("host_config", crate::fuzz::config),
+    ];
+    for (target, run) in targets {
+        let mut n = 0;
+        for entry in std::fs::read_dir(root.join(target)).unwrap() {
+            run(&std::fs::read(entry.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n >= 3, "{target}: {n} seeds");
+    }
+}
+
+#[test]
+fn the_seed_sessions_reach_the_flows() {
+    // the seeds are real sessions: the first one signs on, buys and settles in balance
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let data = std::fs::read(root.join("host_handle/sign_on_buy_settle")).unwrap();
+    let spec = poslab_iso8583::Spec::builtin("iso87ascii").unwrap();
+    let mut h = host();
+    let mut rest = &data[..];
+    let mut codes = Vec::new();
+    while rest.len() > 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let msg = spec.unpack(&rest[2..2 + len]).unwrap();
+        codes.push(code(&h.handle(&msg, &ctx(0))).to_string());
+        rest = &rest[2 + len..];
+    }
+    assert_eq!(codes, ["00", "00", "51", "00"]);
+}
