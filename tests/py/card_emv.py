@@ -65,7 +65,11 @@ def main():
     conn = None
     reader_name = None
     while time.monotonic() < deadline:
-        for r in readers():
+        try:
+            found = readers()
+        except Exception:  # pcscd not up yet
+            found = []
+        for r in found:
             if "Virtual PCD" not in str(r):
                 continue
             try:
@@ -79,7 +83,11 @@ def main():
             break
         time.sleep(0.2)
     if conn is None:
-        print(json.dumps({"error": "no card in a Virtual PCD reader", "readers": [str(r) for r in readers()]}))
+        try:
+            names = [str(r) for r in readers()]
+        except Exception as e:  # pcscd not running at all
+            names = [f"pcsc error: {e}"]
+        print(json.dumps({"error": "no card in a Virtual PCD reader", "readers": names}))
         return 2
 
     def tx(apdu):

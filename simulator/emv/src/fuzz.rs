@@ -10,9 +10,12 @@ use crate::vpcd::{self, FrameBuffer, ReaderMessage};
 
 const VISA: &str = include_str!("../../../fixtures/cards/visa-credit.yaml");
 
+/// The Visa card, its profile parsed once per process (parsing dominates a run otherwise).
 fn visa() -> Option<Card> {
-    CardProfile::from_yaml(VISA, "visa-credit.yaml")
-        .ok()
+    static PROFILE: std::sync::OnceLock<Option<CardProfile>> = std::sync::OnceLock::new();
+    PROFILE
+        .get_or_init(|| CardProfile::from_yaml(VISA, "visa-credit.yaml").ok())
+        .clone()
         .map(|p| Card::new(p, Interface::Contact))
 }
 

@@ -751,4 +751,27 @@ mod tests {
             "{err}"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn a_damaged_profile_never_panics_and_errors_point_into_the_file(
+            line in 0usize..60,
+            junk in "[ -~]{0,12}",
+        ) {
+            let mut lines: Vec<String> = VISA.lines().map(str::to_string).collect();
+            let n = line % lines.len();
+            let keep = lines[n].chars().count() / 2;
+            let head: String = lines[n].chars().take(keep).collect();
+            lines[n] = format!("{head}{junk}");
+            let text = lines.join("\n");
+            match CardProfile::from_yaml(&text, "p.yaml") {
+                Ok(p) => proptest::prop_assert!(!p.applications.is_empty()),
+                Err(EmvError::Profile { source_name, line, .. }) => {
+                    proptest::prop_assert_eq!(source_name, "p.yaml");
+                    proptest::prop_assert!(line as usize <= lines.len() + 1);
+                }
+                Err(other) => proptest::prop_assert!(false, "unexpected error kind {other}"),
+            }
+        }
+    }
 }
