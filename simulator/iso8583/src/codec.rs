@@ -466,8 +466,10 @@ fn decode_plain(
                 ));
             }
             check_digits(data)?;
-            // ok: every byte was checked to be ASCII above
-            Ok(Field::Text(String::from_utf8_lossy(data).into_owned()))
+            // every byte was checked to be ASCII above, so this never fails
+            Ok(Field::Text(
+                String::from_utf8(data.to_vec()).unwrap_or_default(),
+            ))
         }
         Encoding::Latin1 => {
             check_digits(data)?;
@@ -575,6 +577,13 @@ fn write_field(
     out.resize(prefix_at + plen, 0);
     let units = match &f.format {
         Format::Plain => write_plain(f, value, out, path)?,
+        Format::Tlv if f.encoding == Encoding::Binary && matches!(value, Field::Tlv(_)) => {
+            let start = out.len();
+            if let Field::Tlv(items) = value {
+                poslab_tlv::encode_into(items, out);
+            }
+            out.len() - start
+        }
         Format::Tlv => {
             let raw: std::borrow::Cow<'_, [u8]> = match value {
                 Field::Tlv(items) => std::borrow::Cow::Owned(poslab_tlv::encode(items)),
@@ -691,7 +700,6 @@ fn write_plain(
     out: &mut Vec<u8>,
     path: &dyn Fn() -> FieldPath,
 ) -> Result<usize, Iso8583Error> {
-    let sens = f.sensitivity;
     match (f.encoding, value) {
         (Encoding::Binary | Encoding::Hex, Field::Binary(b)) => Ok(write_bytes(f, b, out)),
         (Encoding::Binary | Encoding::Hex, Field::Text(t)) => {
@@ -702,7 +710,11 @@ fn write_plain(
             Ok(write_bytes(f, &poslab_tlv::encode(items), out))
         }
         (Encoding::Ascii | Encoding::Latin1 | Encoding::Ebcdic, Field::Text(t)) => {
-            let len = t.chars().count();
+            let len = if t.is_ascii() {
+                t.len()
+            } else {
+                t.chars().count()
+            };
             let pad = match f.pad {
                 Some(p) if f.is_fixed() && len < f.max => Some((p, f.max - len)),
                 _ => None,
@@ -712,32 +724,16 @@ fn write_plain(
                     push_text_pad(f, p.ch, n, out);
                 }
             }
-            for (i, c) in t.chars().enumerate() {
-                let code = c as u32;
-                let ok = match f.encoding {
-                    Encoding::Ascii => code < 0x80,
-                    _ => code < 0x100,
-                };
-                if !ok {
-                    return Err(pack_err(
-                        path(),
-                        invalid(
-                            format!("{:?} characters", f.encoding).to_lowercase(),
-                            format!("a character outside it at position {i}"),
-                        ),
-                    ));
-                }
-                if f.numeric && !c.is_ascii_digit() {
-                    return Err(pack_err(
-                        path(),
-                        invalid(format!("{len} digits"), shown(t.as_bytes(), sens)),
-                    ));
-                }
-                out.push(if f.encoding == Encoding::Ebcdic {
-                    LATIN1_TO_EBCDIC[code as usize]
+            let fast = f.encoding == Encoding::Ascii
+                && if f.numeric {
+                    t.bytes().all(|b| b.is_ascii_digit())
                 } else {
-                    code as u8
-                });
+                    t.is_ascii()
+                };
+            if fast {
+                out.extend_from_slice(t.as_bytes());
+            } else {
+                write_text_chars(f, t, out, path)?;
             }
             if let Some((p, n)) = pad {
                 if p.side == Side::Right {
@@ -746,58 +742,7 @@ fn write_plain(
             }
             Ok(len + pad.map_or(0, |(_, n)| n))
         }
-        (Encoding::Bcd, Field::Text(t)) => {
-            let digits = t.as_bytes();
-            let mut nibbles: Vec<u8> = Vec::with_capacity(digits.len() + 1);
-            for c in digits {
-                let ok = if f.numeric {
-                    c.is_ascii_digit()
-                } else {
-                    c.is_ascii_hexdigit()
-                };
-                match hex_val(*c) {
-                    Some(v) if ok => nibbles.push(v),
-                    _ => {
-                        return Err(pack_err(
-                            path(),
-                            invalid(
-                                if f.numeric {
-                                    "digits"
-                                } else {
-                                    "BCD digits (0-9, A-F)"
-                                },
-                                shown(digits, sens),
-                            ),
-                        ))
-                    }
-                }
-            }
-            let n = nibbles.len();
-            if n % 2 == 1 {
-                if f.count == Count::Bytes {
-                    return Err(pack_err(
-                        path(),
-                        invalid("an even number of digits", format!("{n}")),
-                    ));
-                }
-                let pad = f.pad.unwrap_or(crate::spec::Pad {
-                    side: Side::Left,
-                    ch: 0,
-                });
-                if pad.side == Side::Left {
-                    nibbles.insert(0, pad.ch);
-                } else {
-                    nibbles.push(pad.ch);
-                }
-            }
-            for pair in nibbles.chunks_exact(2) {
-                out.push(pair[0] << 4 | pair[1]);
-            }
-            Ok(match f.count {
-                Count::Digits => n,
-                Count::Bytes => n / 2,
-            })
-        }
+        (Encoding::Bcd, Field::Text(t)) => write_bcd(f, t, out, path),
         (_, other) => Err(pack_err(
             path(),
             invalid(
@@ -814,6 +759,107 @@ fn write_plain(
             ),
         )),
     }
+}
+
+fn write_text_chars(
+    f: &FieldSpec,
+    t: &str,
+    out: &mut Vec<u8>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<(), Iso8583Error> {
+    for (i, c) in t.chars().enumerate() {
+        let code = c as u32;
+        let ok = match f.encoding {
+            Encoding::Ascii => code < 0x80,
+            _ => code < 0x100,
+        };
+        if !ok {
+            return Err(pack_err(
+                path(),
+                invalid(
+                    format!("{:?} characters", f.encoding).to_lowercase(),
+                    format!("a character outside it at position {i}"),
+                ),
+            ));
+        }
+        if f.numeric && !c.is_ascii_digit() {
+            return Err(pack_err(
+                path(),
+                invalid(
+                    format!("{} digits", t.chars().count()),
+                    shown(t.as_bytes(), f.sensitivity),
+                ),
+            ));
+        }
+        out.push(if f.encoding == Encoding::Ebcdic {
+            LATIN1_TO_EBCDIC[code as usize]
+        } else {
+            code as u8
+        });
+    }
+    Ok(())
+}
+
+/// Packs BCD digits (two per byte, a pad nibble for an odd count); returns length units.
+fn write_bcd(
+    f: &FieldSpec,
+    t: &str,
+    out: &mut Vec<u8>,
+    path: &dyn Fn() -> FieldPath,
+) -> Result<usize, Iso8583Error> {
+    let digits = t.as_bytes();
+    let bad = || {
+        pack_err(
+            path(),
+            invalid(
+                if f.numeric {
+                    "digits"
+                } else {
+                    "BCD digits (0-9, A-F)"
+                },
+                shown(digits, f.sensitivity),
+            ),
+        )
+    };
+    let nib = |c: u8| -> Option<u8> {
+        if f.numeric && !c.is_ascii_digit() {
+            return None;
+        }
+        hex_val(c)
+    };
+    let n = digits.len();
+    let odd = n % 2 == 1;
+    if odd && f.count == Count::Bytes {
+        return Err(pack_err(
+            path(),
+            invalid("an even number of digits", format!("{n}")),
+        ));
+    }
+    let pad = f.pad.unwrap_or(crate::spec::Pad {
+        side: Side::Left,
+        ch: 0,
+    });
+    out.reserve(n.div_ceil(2));
+    let mut i = 0;
+    if odd && pad.side == Side::Left {
+        let d = nib(digits[0]).ok_or_else(bad)?;
+        out.push(pad.ch << 4 | d);
+        i = 1;
+    }
+    while i + 1 < n {
+        let hi = nib(digits[i]).ok_or_else(bad)?;
+        let lo = nib(digits[i + 1]).ok_or_else(bad)?;
+        out.push(hi << 4 | lo);
+        i += 2;
+    }
+    if i < n {
+        let d = nib(digits[i]).ok_or_else(bad)?;
+        out.push(d << 4 | pad.ch);
+    }
+    Ok(match f.count {
+        Count::Digits => n,
+        Count::Bytes => n / 2,
+    })
 }
 
 fn push_text_pad(f: &FieldSpec, ch: u8, n: usize, out: &mut Vec<u8>) {

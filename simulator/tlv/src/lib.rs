@@ -495,7 +495,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Tlv>, TlvError> {
 /// Parses a list; returns the objects and the padding left over when there is no object
 /// to attach it to (a list made only of padding).
 fn parse_list(bytes: &[u8], base: usize, depth: usize) -> Result<(Vec<Tlv>, Vec<u8>), TlvError> {
-    let mut items: Vec<Tlv> = Vec::new();
+    // EMV objects are rarely under 4 bytes: a capacity that avoids regrowth in practice
+    let mut items: Vec<Tlv> = Vec::with_capacity((bytes.len() / 4).min(32));
     let mut pos = 0;
     let mut pad_start = 0;
     while pos < bytes.len() {
@@ -519,8 +520,10 @@ fn parse_list(bytes: &[u8], base: usize, depth: usize) -> Result<(Vec<Tlv>, Vec<
         }
         let value_bytes = here.get(value_start..value_start + len).unwrap_or(&[]);
         let mut padding = Padding::default();
+        let mut padded = false;
         if pad_start < pos {
             padding.before = bytes.get(pad_start..pos).unwrap_or(&[]).to_vec();
+            padded = true;
         }
         let value = if tag.is_constructed() {
             if depth + 1 >= MAX_DEPTH {
@@ -533,15 +536,16 @@ fn parse_list(bytes: &[u8], base: usize, depth: usize) -> Result<(Vec<Tlv>, Vec<
                     }
                     e
                 })?;
+            padded |= !inner.is_empty();
             padding.inner = inner;
             Value::Constructed(children)
         } else {
             Value::Primitive(value_bytes.to_vec())
         };
-        let padding = if padding == Padding::default() {
-            None
-        } else {
+        let padding = if padded {
             Some(Box::new(padding))
+        } else {
+            None
         };
         items.push(Tlv {
             tag,
