@@ -222,6 +222,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedStream<S> {
         }
     }
 
+    /// The next frame already in the buffer, without reading: `Ok(None)` when the buffer
+    /// holds no complete frame. With [`FramedStream::fill`], lets a caller answer every
+    /// buffered (pipelined) request before it writes, and select on reading.
+    pub fn try_next<T, E>(
+        &mut self,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Result<Option<T>, ReadError<E>> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        match decode(&self.buf) {
+            Ok(Some((item, used))) => {
+                self.buf.advance(used.min(self.buf.len()));
+                Ok(Some(item))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => Err(ReadError::Decode {
+                error,
+                buffered: self.buf.len(),
+            }),
+        }
+    }
+
+    /// Reads more bytes into the buffer; returns how many (0: the peer closed). Cancel
+    /// safe: no bytes are lost when the future is dropped.
+    pub async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(4096);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
     /// Bytes received but not yet consumed by a frame.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
@@ -296,6 +328,25 @@ mod tests {
         }
         framed.discard(1);
         assert_eq!(framed.next(len1).await.unwrap(), Some(b"k".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn try_next_takes_only_buffered_frames() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut framed = FramedStream::new(a);
+        assert_eq!(framed.try_next(len1).unwrap(), None);
+        b.write_all(&[1, b'x', 1, b'y', 2, b'z']).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            assert!(framed.fill().await.unwrap() > 0);
+            while let Some(frame) = framed.try_next(len1).unwrap() {
+                got.push(frame);
+            }
+        }
+        assert_eq!(got, vec![b"x".to_vec(), b"y".to_vec()]);
+        assert_eq!(framed.buffered(), &[2, b'z']);
+        drop(b);
+        assert_eq!(framed.fill().await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -1,8 +1,90 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use poslab_host::{Config, Host};
+use poslab_iso8583::Spec;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'poslab host' is being built")
+use crate::host::HostServer;
+use crate::journal::Journal;
+use crate::net::{self, Limits};
+
+/// Serve ISO 8583 terminals as a stateful acquirer host.
+///
+/// Merchants and terminals, rules (first match wins), reversals, voids, refunds, network
+/// management and settlement with batch upload, as configured in a YAML file (the
+/// built-in default when --config is absent: merchant 000000000000001, terminals 00000001
+/// to 00000010; amounts 900.00-999.99 declined with their last two digits, above
+/// 10,000.00 with 61, the rest approved). Prints "listening on ADDR" when ready; stops
+/// cleanly on Ctrl-C or SIGTERM.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8583", value_name = "ADDR")]
+    pub listen: String,
+
+    /// ISO 8583 dialect: a built-in spec (iso87ascii, iso87binary, iso93ascii,
+    /// iso87binary-tpdu) or a spec file (YAML)
+    #[arg(long, default_value = "iso87ascii", value_name = "SPEC")]
+    pub spec: String,
+
+    /// Host configuration (YAML): merchants, terminals, card profiles, rules; the built-in
+    /// scenarios/host/default.yaml when absent
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Append every frame and decision to this journal (JSON lines, card data masked)
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// Connections served at once
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Runtime worker threads (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// The configuration named by `--config`, or the built-in default.
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    match path {
+        None => Ok(Config::default_config()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            Ok(Config::from_yaml(&text, &path.display().to_string())?)
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    let spec = Spec::load(&args.spec).map_err(|e| anyhow::anyhow!("spec {}: {e}", args.spec))?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async move {
+        let journal = match &args.journal {
+            Some(path) => Journal::to_file(path)?,
+            None => Journal::discard(),
+        };
+        let listener = net::bind(&args.listen).await?;
+        let addr = net::local_addr(&listener)?;
+        let server = HostServer::new(Host::new(config), spec, journal);
+        println!("listening on {addr}");
+        tracing::info!(%addr, spec = %args.spec, "poslab host ready");
+        let shutdown = net::shutdown_on_signal();
+        crate::host::run(
+            listener,
+            server,
+            Limits {
+                max_connections: args.max_connections,
+            },
+            shutdown,
+        )
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

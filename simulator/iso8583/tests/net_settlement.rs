@@ -16,7 +16,9 @@ fn de97_carries_its_credit_or_debit_sign_in_every_dialect_that_defines_it() {
             m.set(11, Field::Text("000001".into()));
             m.set(97, Field::Text(net.into()));
             let bytes = spec.pack(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let back = spec.unpack(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let back = spec
+                .unpack(&bytes)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(back.text(97), Some(net), "{name}");
         }
     }
