@@ -44,11 +44,14 @@ pub use spec::{
 pub mod fuzz {
     use crate::{Framing, LengthPrefix, Spec};
 
-    fn specs() -> Vec<Spec> {
-        Spec::builtin_names()
-            .iter()
-            .filter_map(|n| Spec::builtin(n))
-            .collect()
+    fn specs() -> &'static [Spec] {
+        static SPECS: std::sync::OnceLock<Vec<Spec>> = std::sync::OnceLock::new();
+        SPECS.get_or_init(|| {
+            Spec::builtin_names()
+                .iter()
+                .filter_map(|n| Spec::builtin(n))
+                .collect()
+        })
     }
 
     /// Unpacks arbitrary bytes with every built-in spec and reads them as frames with

@@ -261,11 +261,19 @@ const BUILTIN_NAMES: &[&str] = &[
 
 impl Spec {
     /// A dialect shipped with poslab (see [`Spec::builtin_names`]).
+    /// Compiled once per process, then cloned.
     pub fn builtin(name: &str) -> Option<Spec> {
-        BUILTINS
+        static COMPILED: std::sync::OnceLock<Vec<Spec>> = std::sync::OnceLock::new();
+        COMPILED
+            .get_or_init(|| {
+                BUILTINS
+                    .iter()
+                    .filter_map(|(n, text)| Spec::from_yaml(text, &format!("builtin:{n}")).ok())
+                    .collect()
+            })
             .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(n, text)| Spec::from_yaml(text, &format!("builtin:{n}")).ok())
+            .find(|s| s.name == name)
+            .cloned()
     }
 
     pub fn builtin_names() -> &'static [&'static str] {
