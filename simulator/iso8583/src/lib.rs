@@ -104,7 +104,7 @@ pub mod fuzz {
                     spec.name()
                 );
             }
-            let _ = msg.to_json(&spec);
+            let _ = msg.to_json(spec);
             let _ = format!("{msg:?} {msg}");
         }
     }
