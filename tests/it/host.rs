@@ -405,7 +405,23 @@ async fn the_load_generator_counts_every_answer() {
     host.stop().await;
 }
 
-fn spawn_host(extra: &[&str]) -> (std::process::Child, String) {
+/// A `poslab host` process, killed (by its handle) when dropped, even by a failing test.
+struct HostProcess(std::process::Child);
+
+impl HostProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_host(extra: &[&str]) -> (HostProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_poslab"))
         .args(["host", "--listen", "127.0.0.1:0"])
         .args(extra)
@@ -422,7 +438,7 @@ fn spawn_host(extra: &[&str]) -> (std::process::Child, String) {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    (child, addr)
+    (HostProcess(child), addr)
 }
 
 #[test]
@@ -436,8 +452,7 @@ fn an_independent_pyiso8583_client_signs_on_buys_is_declined_reverses_and_settle
         .args([&addr, "00000003"])
         .output()
         .expect("run the python client");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -464,8 +479,7 @@ fn the_binary_load_command_reports_throughput() {
         ])
         .output()
         .expect("run poslab load");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     assert!(
         out.status.success(),
         "{}",
