@@ -27,6 +27,7 @@
 //!   transactions are the basis of the next 0500.
 
 pub mod config;
+pub mod crypto_security;
 pub mod fuzz;
 pub mod ids;
 mod machine;
@@ -36,6 +37,7 @@ pub mod security;
 pub mod settlement;
 
 pub use config::{Config, Delivery, ResponseCode, DEFAULT_CONFIG};
+pub use crypto_security::CryptoSecurity;
 pub use machine::{
     Action, Decision, Host, RequestContext, TerminalState, Txn, TxnKind, TxnState, Uploaded, ECHOED,
 };
