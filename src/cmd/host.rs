@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use poslab_host::{Config, Host};
+use poslab_crypto::KeyFile;
+use poslab_host::{Config, CryptoSecurity, Host};
 use poslab_iso8583::Spec;
 
 use crate::host::HostServer;
@@ -32,6 +33,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Check MACs (DE 64/128, wrong: A0), PINs (DE 52, wrong: 55, third wrong: 75) and
+    /// ARQCs (DE 55, answered with an ARPC in tag 91), and answer key exchanges (0800 DE 70
+    /// = 101: session keys under the TMK in DE 48), with the keys of this TEST key file
+    /// (e.g. fixtures/keys/test-keys.yaml); no checks when absent
+    #[arg(long, value_name = "FILE")]
+    pub security: Option<PathBuf>,
+
     /// Append every frame and decision to this journal (JSON lines, card data masked)
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
@@ -59,6 +67,19 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref())?;
+    let security = match &args.security {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let keys = KeyFile::parse(&text)
+                .map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()))?;
+            Some(
+                CryptoSecurity::from_key_file(&keys, 0)
+                    .map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()))?,
+            )
+        }
+    };
     let spec = Spec::load(&args.spec).map_err(|e| anyhow::anyhow!("spec {}: {e}", args.spec))?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
@@ -72,7 +93,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let listener = net::bind(&args.listen).await?;
         let addr = net::local_addr(&listener)?;
-        let server = HostServer::new(Host::new(config), spec, journal);
+        let mut host = Host::new(config);
+        if let Some(security) = security {
+            host.set_security(Box::new(security));
+        }
+        let server = HostServer::new(host, spec, journal);
         println!("listening on {addr}");
         tracing::info!(%addr, spec = %args.spec, "poslab host ready");
         let shutdown = net::shutdown_on_signal();

@@ -511,3 +511,52 @@ fn a_config_error_names_the_file_and_line() {
     assert!(err.contains("TID"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `poslab host --security`: a key exchange over TCP gives session keys under the TMK, a
+/// purchase MACed with the new MAC key is approved and answered with a MAC, a wrong MAC
+/// is answered A0.
+#[tokio::test]
+async fn the_host_with_security_exchanges_keys_and_checks_macs() {
+    use poslab_crypto::{KeyAlgorithm, KeyFile, KeyUnderKey, MacAlgorithm, Padding};
+    use poslab_host::crypto_security::mac_data;
+
+    let keys_path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/test-keys.yaml");
+    let (_host, addr) = spawn_host(&["--security", keys_path]);
+    let mut t = Terminal::connect(&addr, "00000004").await;
+
+    let mut kx = Message::new(poslab_iso8583::Mti::new("0800").unwrap());
+    kx.set(7, Field::Text("1123101010".into()));
+    kx.set(11, Field::Text("000001".into()));
+    kx.set(41, Field::Text("00000004".into()));
+    kx.set(70, Field::Text("101".into()));
+    t.send(&kx).await;
+    let answer = t.recv().await;
+    assert_eq!(answer.text(39), Some("00"));
+    let de48 = answer.text(48).expect("session keys in DE 48").to_string();
+    assert!(de48.starts_with("PK") && de48.len() == 80, "{de48:?}");
+    let keys = KeyFile::parse(&std::fs::read_to_string(keys_path).unwrap()).unwrap();
+    let under = KeyUnderKey::from_hex(KeyAlgorithm::Tdes2, &de48[42..74], &de48[74..80]).unwrap();
+    let mac_key = poslab_crypto::unwrap_key(keys.key("tmk").unwrap(), &under).unwrap();
+    let mac = |m: &Message| {
+        poslab_crypto::generate_mac(
+            MacAlgorithm::Alg3(Padding::Method1),
+            &mac_key,
+            &mac_data(m),
+            8,
+        )
+        .unwrap()
+    };
+
+    let mut buy = t.purchase(2, 2_500);
+    let m = mac(&buy);
+    buy.set(64, Field::Binary(m));
+    t.send(&buy).await;
+    let answer = t.recv().await;
+    assert_eq!(answer.text(39), Some("00"));
+    assert_eq!(answer.binary(64), Some(mac(&answer).as_slice()));
+
+    let mut bad = t.purchase(3, 2_500);
+    bad.set(64, Field::Binary(vec![0; 8]));
+    t.send(&bad).await;
+    assert_eq!(t.recv().await.text(39), Some("A0"));
+}
