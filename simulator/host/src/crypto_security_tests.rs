@@ -280,3 +280,77 @@ fn mac_data_skips_the_mac_fields_and_numbers_each_field() {
     m.set(64, Field::Binary(vec![1; 8]));
     assert_eq!(mac_data(&m), plain);
 }
+
+/// A real poslab-emv card (fixtures/cards/visa-credit.yaml) answers SELECT, GET PROCESSING
+/// OPTIONS and GENERATE AC (ARQC); its cryptogram in DE 55 verifies at the host.
+#[test]
+fn an_arqc_from_a_poslab_emv_card_verifies() {
+    use poslab_emv::{Card, CardProfile, Command, Interface, StatusWord};
+
+    let text = include_str!("../../../fixtures/cards/visa-credit.yaml");
+    let profile = CardProfile::from_yaml(text, "visa-credit.yaml").unwrap();
+    let mut card = Card::new(profile, Interface::Contactless);
+    card.power_on();
+    let aid = [0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10];
+    assert_eq!(
+        card.handle_command(&Command::select(&aid)).sw,
+        StatusWord::SUCCESS
+    );
+    let amount = [0, 0, 0, 0, 0x25, 0];
+    let un = [9, 8, 7, 6];
+    let mut pdol = vec![0x83, 12];
+    pdol.extend_from_slice(&amount);
+    pdol.extend_from_slice(&un);
+    pdol.extend_from_slice(&[0x09, 0x78]);
+    let gpo = card.handle_command(&Command::new(0x80, 0xA8, 0, 0, pdol, Some(0)));
+    assert_eq!(gpo.sw, StatusWord::SUCCESS);
+    let aip = poslab_tlv::parse(&gpo.data).unwrap()[0]
+        .find(0x82u32)
+        .and_then(Tlv::bytes)
+        .expect("AIP")
+        .to_vec();
+    let cdol: Vec<(u32, Vec<u8>)> = vec![
+        (0x9F02, amount.to_vec()),
+        (0x9F03, vec![0; 6]),
+        (0x9F1A, vec![0x08, 0x40]),
+        (0x95, vec![0; 5]),
+        (0x5F2A, vec![0x09, 0x78]),
+        (0x9A, vec![0x26, 0x11, 0x23]),
+        (0x9C, vec![0]),
+        (0x9F37, un.to_vec()),
+    ];
+    let data: Vec<u8> = cdol.iter().flat_map(|(_, v)| v.clone()).collect();
+    let ac = card.handle_command(&Command::new(0x80, 0xAE, 0x80, 0, data, Some(0)));
+    assert_eq!(ac.sw, StatusWord::SUCCESS);
+    let answer = poslab_tlv::parse(&ac.data).unwrap();
+    let tag = |t: u32| {
+        answer[0]
+            .find(t)
+            .and_then(Tlv::bytes)
+            .unwrap_or_else(|| panic!("tag {t:X}"))
+            .to_vec()
+    };
+    assert_eq!(tag(0x9F27), vec![0x80], "an ARQC");
+    let mut items: Vec<Tlv> = cdol
+        .into_iter()
+        .map(|(t, v)| Tlv::primitive(t, v))
+        .collect();
+    items.push(Tlv::primitive(0x82u32, aip));
+    for t in [0x9F36u32, 0x9F10, 0x9F26] {
+        items.push(Tlv::primitive(t, tag(t)));
+    }
+    items.push(Tlv::primitive(0x5F34u32, vec![0x01]));
+    let mut req = sale(1);
+    req.set(55, Field::Tlv(items.clone()));
+    let mut h = host();
+    let d = h.handle(&req, &ctx(1));
+    assert_eq!(code(&d), "00");
+    let resp = d.response.as_ref().unwrap();
+    assert!(poslab_tlv::find(resp.tlv(55).unwrap(), 0x91u32).is_some());
+
+    // the same cryptogram over another amount does not verify
+    items[0] = Tlv::primitive(0x9F02u32, vec![0, 0, 0, 0, 0x26, 0]);
+    let mut req = sale(2);
+    req.set(55, Field::Tlv(items));
+    assert_eq!(code(&h.handle(&req, &ctx(2))), "05");
+}
