@@ -134,7 +134,13 @@ fn a_correct_mac_is_accepted_and_the_answer_is_maced_a_wrong_one_gets_a0() {
     let mut m = mac(&mk, &bad);
     m[0] ^= 1;
     bad.set(64, Field::Binary(m));
-    assert_eq!(code(&h.handle(&bad, &ctx(2))), "A0");
+    let d = h.handle(&bad, &ctx(2));
+    assert_eq!(code(&d), "A0");
+    assert!(
+        d.notes.iter().any(|n| n == "security check failed: A0"),
+        "journaled: {:?}",
+        d.notes
+    );
 
     // the MAC covers the fields: changing the amount after MACing is caught
     let mut changed = sale(4);

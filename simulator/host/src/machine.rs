@@ -676,7 +676,7 @@ impl Host {
             }
         }
         if let Err(code) = self.security.verify(tid, req) {
-            return Outcome::firm(code, "security check failed");
+            return Outcome::firm(code, format!("security check failed: {}", code.as_str()));
         }
         let signed_on = self.terminals.get(tid).is_some_and(|t| t.signed_on);
         if self.config.sign_on.required
