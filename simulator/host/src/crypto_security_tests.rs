@@ -288,9 +288,10 @@ fn mac_data_skips_the_mac_fields_and_numbers_each_field() {
 }
 
 /// A real poslab-emv card (fixtures/cards/visa-credit.yaml) answers SELECT, GET PROCESSING
-/// OPTIONS and GENERATE AC (ARQC); its cryptogram in DE 55 verifies at the host.
+/// OPTIONS and GENERATE AC (ARQC); its cryptogram in DE 55 verifies at the host, and the
+/// card accepts the host's ARPC (tag 91) in EXTERNAL AUTHENTICATE.
 #[test]
-fn an_arqc_from_a_poslab_emv_card_verifies() {
+fn an_arqc_from_a_poslab_emv_card_verifies_and_the_card_accepts_the_arpc() {
     use poslab_emv::{Card, CardProfile, Command, Interface, StatusWord};
 
     let text = include_str!("../../../fixtures/cards/visa-credit.yaml");
@@ -352,7 +353,13 @@ fn an_arqc_from_a_poslab_emv_card_verifies() {
     let d = h.handle(&req, &ctx(1));
     assert_eq!(code(&d), "00");
     let resp = d.response.as_ref().unwrap();
-    assert!(poslab_tlv::find(resp.tlv(55).unwrap(), 0x91u32).is_some());
+    let tag91 = poslab_tlv::find(resp.tlv(55).unwrap(), 0x91u32)
+        .and_then(Tlv::bytes)
+        .expect("tag 91")
+        .to_vec();
+    // the card accepts the host's ARPC (EXTERNAL AUTHENTICATE, issuer authentication)
+    let ext = card.handle_command(&Command::new(0x00, 0x82, 0, 0, tag91, None));
+    assert_eq!(ext.sw, StatusWord::SUCCESS);
 
     // the same cryptogram over another amount does not verify
     items[0] = Tlv::primitive(0x9F02u32, vec![0, 0, 0, 0, 0x26, 0]);
