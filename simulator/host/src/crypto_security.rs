@@ -19,7 +19,8 @@
 //!   default `1234`): wrong → `55`, the third wrong in a row for a PAN → `75` (and `75`
 //!   until the PIN tries are reset by [`CryptoSecurity::reset_pin_tries`]).
 //! - ARQC (DE 55 with 9F26, 9F36, 9F37, DE 2 PAN, 5F34 PSN (or DE 23, or 0)): ICC master
-//!   key by option A from `imk-ac-visa` (PAN 4…) or `imk-ac-mastercard` (others), EMV
+//!   key by option A from `imk-ac-visa` (PAN 4…) or `imk-ac-mastercard` (others; the
+//!   other key is tried next, as the fixture cards share one test IMK), EMV
 //!   common session key, AC over the usual CDOL1 values 9F02 9F03 9F1A 95 5F2A 9A 9C
 //!   9F37 ‖ AIP 82 ‖ ATC 9F36 ‖ IAD 9F10 with padding method 2 (as poslab-emv's card,
 //!   `poslab_emv::card::ac_input`). Mismatch → [`CryptoSecurity::arqc_failure`] (`05`).
@@ -224,24 +225,24 @@ impl CryptoSecurity {
         data.extend_from_slice(tag(0x82).ok_or(fail)?);
         data.extend_from_slice(&atc.to_be_bytes());
         data.extend_from_slice(tag(0x9F10).unwrap_or(&[]));
-        let imk = if pan.starts_with('4') {
-            &self.imk_visa
+        // the scheme's key first, then the other (the fixture cards share one test IMK)
+        let imks = if pan.starts_with('4') {
+            [&self.imk_visa, &self.imk_mastercard]
         } else {
-            &self.imk_mastercard
+            [&self.imk_mastercard, &self.imk_visa]
         };
-        let imk = imk.as_ref().ok_or(fail)?;
-        let sk = poslab_crypto::derive_icc_master_key_a(imk, pan, psn)
-            .and_then(|mk| {
+        for imk in imks.into_iter().flatten() {
+            let Ok(sk) = poslab_crypto::derive_icc_master_key_a(imk, pan, psn).and_then(|mk| {
                 poslab_crypto::derive_ac_session_key(&mk, SessionKeyMethod::Common, atc, [0; 4])
-            })
-            .map_err(|_| fail)?;
-        match poslab_crypto::verify_ac(&sk, &data, Padding::Method2, &arqc) {
-            Ok(true) => {
+            }) else {
+                continue;
+            };
+            if poslab_crypto::verify_ac(&sk, &data, Padding::Method2, &arqc).unwrap_or(false) {
                 self.sessions.entry(tid.to_string()).or_default().arpc = Some((sk, arqc));
-                Ok(())
+                return Ok(());
             }
-            _ => Err(fail),
         }
+        Err(fail)
     }
 }
 

@@ -287,29 +287,44 @@ fn mac_data_skips_the_mac_fields_and_numbers_each_field() {
     assert_eq!(mac_data(&m), plain);
 }
 
-/// A real poslab-emv card (fixtures/cards/visa-credit.yaml) answers SELECT, GET PROCESSING
-/// OPTIONS and GENERATE AC (ARQC); its cryptogram in DE 55 verifies at the host, and the
-/// card accepts the host's ARPC (tag 91) in EXTERNAL AUTHENTICATE.
+/// Real poslab-emv cards (fixtures/cards/visa-credit.yaml, mastercard-debit.yaml) answer
+/// SELECT, GET PROCESSING OPTIONS and GENERATE AC (ARQC); their cryptogram in DE 55
+/// verifies at the host, and the card accepts the host's ARPC (tag 91) in EXTERNAL
+/// AUTHENTICATE.
 #[test]
 fn an_arqc_from_a_poslab_emv_card_verifies_and_the_card_accepts_the_arpc() {
+    card_flow(include_str!("../../../fixtures/cards/visa-credit.yaml"));
+    card_flow(include_str!(
+        "../../../fixtures/cards/mastercard-debit.yaml"
+    ));
+}
+
+fn card_flow(text: &str) {
     use poslab_emv::{Card, CardProfile, Command, Interface, StatusWord};
 
-    let text = include_str!("../../../fixtures/cards/visa-credit.yaml");
-    let profile = CardProfile::from_yaml(text, "visa-credit.yaml").unwrap();
+    let profile = CardProfile::from_yaml(text, "card.yaml").unwrap();
+    let pan = profile.pan.expose().to_string();
+    let psn = ((profile.pan_sequence / 10) << 4) | (profile.pan_sequence % 10);
+    let app = profile.applications[0].clone();
     let mut card = Card::new(profile, Interface::Contactless);
     card.power_on();
-    let aid = [0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10];
-    assert_eq!(
-        card.handle_command(&Command::select(&aid)).sw,
-        StatusWord::SUCCESS
-    );
+    let select = card.handle_command(&Command::select(&app.aid));
+    assert_eq!(select.sw, StatusWord::SUCCESS);
     let amount = [0, 0, 0, 0, 0x25, 0];
     let un = [9, 8, 7, 6];
-    let mut pdol = vec![0x83, 12];
-    pdol.extend_from_slice(&amount);
-    pdol.extend_from_slice(&un);
-    pdol.extend_from_slice(&[0x09, 0x78]);
-    let gpo = card.handle_command(&Command::new(0x80, 0xA8, 0, 0, pdol, Some(0)));
+    let mut pdol = Vec::new();
+    for (tag, len) in poslab_tlv::parse_dol(&app.pdol).unwrap() {
+        match tag.0 {
+            0x9F02 => pdol.extend_from_slice(&amount),
+            0x9F37 => pdol.extend_from_slice(&un),
+            0x5F2A => pdol.extend_from_slice(&[0x09, 0x78]),
+            0x9F66 => pdol.extend_from_slice(&[0x36, 0x00, 0x40, 0x00]),
+            _ => pdol.extend(std::iter::repeat_n(0, len)),
+        }
+    }
+    let mut gpo_data = vec![0x83, u8::try_from(pdol.len()).unwrap()];
+    gpo_data.extend_from_slice(&pdol);
+    let gpo = card.handle_command(&Command::new(0x80, 0xA8, 0, 0, gpo_data, Some(0)));
     assert_eq!(gpo.sw, StatusWord::SUCCESS);
     let aip = poslab_tlv::parse(&gpo.data).unwrap()[0]
         .find(0x82u32)
@@ -346,8 +361,9 @@ fn an_arqc_from_a_poslab_emv_card_verifies_and_the_card_accepts_the_arpc() {
     for t in [0x9F36u32, 0x9F10, 0x9F26] {
         items.push(Tlv::primitive(t, tag(t)));
     }
-    items.push(Tlv::primitive(0x5F34u32, vec![0x01]));
+    items.push(Tlv::primitive(0x5F34u32, vec![psn]));
     let mut req = sale(1);
+    req.set(2, Field::Text(pan.clone()));
     req.set(55, Field::Tlv(items.clone()));
     let mut h = host();
     let d = h.handle(&req, &ctx(1));
@@ -364,6 +380,7 @@ fn an_arqc_from_a_poslab_emv_card_verifies_and_the_card_accepts_the_arpc() {
     // the same cryptogram over another amount does not verify
     items[0] = Tlv::primitive(0x9F02u32, vec![0, 0, 0, 0, 0x26, 0]);
     let mut req = sale(2);
+    req.set(2, Field::Text(pan));
     req.set(55, Field::Tlv(items));
     assert_eq!(code(&h.handle(&req, &ctx(2))), "05");
 }
