@@ -15,7 +15,7 @@ use crate::zvt::{self as adapters, TerminalHandler};
 /// A cash register (a real one, or `poslab ecr`) drives it with registration, payments,
 /// refunds, reversals, end of day, status enquiry, abort and log-off. The answers (result
 /// code, intermediate statuses, receipt lines, pauses) come from a YAML script (see
-/// scenarios/ecr/); without one every command is approved at once with the test card
+/// fixtures/zvt-scripts/); without one every command is approved at once with the test card
 /// 476173******0010. Over TCP the APDUs go raw (port 20007 by default); over a serial
 /// port or pty they are framed (DLE STX ... DLE ETX CRC, ACK/NAK, 3 retries). The terminal
 /// keeps its last result for a repeat-receipt request (06 20), so an ECR that lost an

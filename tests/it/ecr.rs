@@ -23,7 +23,7 @@ const PAN_CLEAR: &str = "4761739001010010";
 const PAN_MASKED: &str = "476173******0010";
 
 fn script(name: &str) -> String {
-    format!("{}/scenarios/ecr/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/fixtures/zvt-scripts/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Starts `poslab zvt-terminal` and returns it with the first word after `prefix` on its
