@@ -16,4 +16,5 @@ pub mod net;
 pub mod printer;
 pub mod proxy;
 pub mod pty;
+pub mod report;
 pub mod zvt;
