@@ -335,31 +335,7 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The canonical bytes a MAC covers (see the module docs).
-pub fn mac_data(message: &Message) -> Vec<u8> {
-    let mut out = message.mti.as_str().as_bytes().to_vec();
-    for (de, field) in message.fields() {
-        if de == 64 || de == 128 {
-            continue;
-        }
-        out.extend_from_slice(format!("{de:03}").as_bytes());
-        field_data(field, &mut out);
-    }
-    out
-}
-
-fn field_data(field: &Field, out: &mut Vec<u8>) {
-    match field {
-        Field::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Field::Binary(b) => out.extend_from_slice(b),
-        Field::Tlv(items) => poslab_tlv::encode_into(items, out),
-        Field::Composite(subs) => {
-            for (n, f) in subs {
-                out.extend_from_slice(format!("{n:03}").as_bytes());
-                field_data(f, out);
-            }
-        }
-    }
-}
+pub use poslab_iso8583::mac_input as mac_data;
 
 #[cfg(test)]
 #[path = "crypto_security_tests.rs"]

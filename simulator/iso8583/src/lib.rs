@@ -31,7 +31,7 @@ pub use error::{
     FieldPath, FrameError, FrameErrorKind, Iso8583Error, Location, Reason, SpecError, SubPath,
 };
 pub use framing::{tpdu_swap, Frame, Framing, LengthPrefix, DEFAULT_MAX_FRAME};
-pub use message::{Field, JsonView, Message, Sensitivity, EMV_MASKED_TAGS};
+pub use message::{mac_input, Field, JsonView, Message, Sensitivity, EMV_MASKED_TAGS};
 pub use mti::{Mti, MtiClass, MtiError};
 pub use poslab_tlv as tlv;
 pub use spec::{

@@ -1,0 +1,170 @@
+//! What a terminal is told before it sells: its identity, its merchant, its limits.
+//!
+//! On the default bench these come from the bench file (`provisioning:`); the TMS
+//! takes them over later. Every field has a default so a bench file names only what it
+//! changes.
+
+use serde::{Deserialize, Serialize};
+
+/// A terminal's parameters (merchant, identity, currency, limits, timers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Version of this parameter set (reported by the terminal, printed on reports).
+    pub version: String,
+    /// Terminal id (DE 41, 8 characters).
+    pub tid: String,
+    /// Merchant id (DE 42, 15 characters).
+    pub mid: String,
+    pub merchant_name: String,
+    pub merchant_address: Vec<String>,
+    /// Merchant category code (DE 18).
+    pub mcc: String,
+    /// ISO 4217 numeric (DE 49) and alphabetic code, and minor-unit exponent.
+    pub currency: u16,
+    pub currency_alpha: String,
+    pub currency_exponent: u8,
+    /// ISO 3166 numeric country code of the terminal (9F1A).
+    pub country: u16,
+    /// How long to wait for the host's answer before the sale is given up and reversed.
+    pub host_timeout_ms: u64,
+    /// Time between two attempts to deliver a queued reversal or advice.
+    pub retry_interval_ms: u64,
+    /// How long to wait for a card after the amount is shown.
+    pub card_timeout_ms: u64,
+    /// How long to wait for the PIN.
+    pub pin_timeout_ms: u64,
+    /// Contactless: above this amount (minor units) the cardholder must enter a PIN.
+    pub contactless_cvm_limit: u64,
+    /// Contactless: above this amount the terminal asks for the chip instead.
+    pub contactless_limit: u64,
+    /// Training mode: nothing goes to the host, receipts say TRAINING.
+    pub training: bool,
+    /// Merchant discount rate in percent per card kind, for the X/Z reports.
+    pub fees: Fees,
+    pub receipt_header: Vec<String>,
+    pub receipt_footer: Vec<String>,
+    /// Sign MAC (DE 64) on financial messages once session keys are loaded.
+    pub mac: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fees {
+    pub debit: f64,
+    pub credit: f64,
+    pub foreign: f64,
+}
+
+impl Default for Fees {
+    fn default() -> Self {
+        Fees {
+            debit: 0.3,
+            credit: 0.9,
+            foreign: 1.9,
+        }
+    }
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            version: "1".into(),
+            tid: "00000001".into(),
+            mid: "000000000000001".into(),
+            merchant_name: "POSLAB DEMO SHOP".into(),
+            merchant_address: vec!["1 TEST STREET".into(), "10115 BERLIN".into()],
+            mcc: "5411".into(),
+            currency: 978,
+            currency_alpha: "EUR".into(),
+            currency_exponent: 2,
+            country: 276,
+            host_timeout_ms: 30_000,
+            retry_interval_ms: 30_000,
+            card_timeout_ms: 60_000,
+            pin_timeout_ms: 30_000,
+            contactless_cvm_limit: 5_000,
+            contactless_limit: 25_000,
+            training: false,
+            fees: Fees::default(),
+            receipt_header: Vec::new(),
+            receipt_footer: vec!["THANK YOU".into()],
+            mac: true,
+        }
+    }
+}
+
+impl Params {
+    /// `minor` units as text with the currency's exponent: 4250 → "42.50".
+    pub fn format_amount(&self, minor: u64) -> String {
+        format_amount(minor, self.currency_exponent)
+    }
+}
+
+/// `minor` units as text: 4250 with exponent 2 → "42.50".
+pub fn format_amount(minor: u64, exponent: u8) -> String {
+    if exponent == 0 {
+        return minor.to_string();
+    }
+    let scale = 10u64.pow(u32::from(exponent.min(9)));
+    format!(
+        "{}.{:0width$}",
+        minor / scale,
+        minor % scale,
+        width = usize::from(exponent.min(9))
+    )
+}
+
+/// "42.50" (or "42,50", "42") → 4250 minor units with exponent 2; `None` when it is
+/// not an amount or has more decimals than the currency.
+pub fn parse_amount(text: &str, exponent: u8) -> Option<u64> {
+    let text = text.trim().replace(',', ".");
+    let (units, frac) = match text.split_once('.') {
+        Some((u, f)) => (u, f),
+        None => (text.as_str(), ""),
+    };
+    if units.is_empty()
+        || !units.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > usize::from(exponent)
+    {
+        return None;
+    }
+    let scale = 10u64.checked_pow(u32::from(exponent))?;
+    let units: u64 = units.parse().ok()?;
+    let mut f: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    for _ in frac.len()..usize::from(exponent) {
+        f *= 10;
+    }
+    units.checked_mul(scale)?.checked_add(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts_format_and_parse() {
+        assert_eq!(format_amount(4250, 2), "42.50");
+        assert_eq!(format_amount(5, 2), "0.05");
+        assert_eq!(format_amount(7, 0), "7");
+        assert_eq!(parse_amount("42.50", 2), Some(4250));
+        assert_eq!(parse_amount("42,5", 2), Some(4250));
+        assert_eq!(parse_amount("42", 2), Some(4200));
+        assert_eq!(parse_amount("4.255", 2), None);
+        assert_eq!(parse_amount("-1", 2), None);
+        assert_eq!(parse_amount("", 2), None);
+    }
+
+    proptest! {
+        #[test]
+        fn amount_text_round_trips(minor in 0u64..1_000_000_000_000, exp in 0u8..4) {
+            prop_assert_eq!(parse_amount(&format_amount(minor, exp), exp), Some(minor));
+        }
+    }
+}
