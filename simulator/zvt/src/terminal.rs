@@ -163,6 +163,9 @@ pub enum Step {
     Complete(Vec<u8>),
     /// `06 1E` with this result code; ends the command.
     Abort(ResultCode),
+    /// The application is still working (reading the card, asking the host): the terminal
+    /// plays nothing more until [`Terminal::resume`] gives it the rest of the steps.
+    Hold,
 }
 
 /// The application's answer to one command.
@@ -268,7 +271,12 @@ pub enum TerminalEvent {
 enum Waiting {
     Nothing,
     Until(Time),
-    EcrAck { deadline: Time, sent: Message },
+    EcrAck {
+        deadline: Time,
+        sent: Message,
+    },
+    /// A [`Step::Hold`]: waiting for the application.
+    App,
 }
 
 pub struct Terminal<A> {
@@ -421,7 +429,7 @@ impl<A: PaymentApplication> Terminal<A> {
                 let ctx = self.ctx(now);
                 if !self.committed && self.app.abort(&ctx) {
                     self.steps = VecDeque::from([Step::Abort(ResultCode::ABORTED)]);
-                    if matches!(self.waiting, Waiting::Until(_)) {
+                    if matches!(self.waiting, Waiting::Until(_) | Waiting::App) {
                         self.waiting = Waiting::Nothing;
                         self.advance(now);
                     }
@@ -507,6 +515,10 @@ impl<A: PaymentApplication> Terminal<A> {
     fn advance(&mut self, now: Time) {
         while let Some(step) = self.steps.pop_front() {
             let message = match step {
+                Step::Hold => {
+                    self.waiting = Waiting::App;
+                    return;
+                }
                 Step::Wait(d) => {
                     self.waiting = Waiting::Until(now + d);
                     return;
@@ -566,6 +578,24 @@ impl<A: PaymentApplication> Terminal<A> {
         self.link.poll_transmit()
     }
 
+    /// Whether the running command waits for the application ([`Step::Hold`]).
+    pub fn is_held(&self) -> bool {
+        matches!(self.waiting, Waiting::App)
+    }
+
+    /// The application's next steps for the held command (they may end with another
+    /// [`Step::Hold`]). Ignored when no command is held (it ended, or the ECR aborted it).
+    pub fn resume(&mut self, steps: Vec<Step>, now: Time) {
+        if !self.is_held() || self.running.is_none() {
+            return;
+        }
+        self.waiting = Waiting::Nothing;
+        let rest = std::mem::take(&mut self.steps);
+        self.steps = steps.into();
+        self.steps.extend(rest);
+        self.advance(now);
+    }
+
     pub fn poll_event(&mut self) -> Option<TerminalEvent> {
         self.events.pop_front()
     }
@@ -575,6 +605,7 @@ impl<A: PaymentApplication> Terminal<A> {
             Waiting::Nothing => None,
             Waiting::Until(t) => Some(*t),
             Waiting::EcrAck { deadline, .. } => Some(*deadline),
+            Waiting::App => None,
         };
         match (own, self.link.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
