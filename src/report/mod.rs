@@ -4,13 +4,51 @@
 //! Everything in the model is already masked (journal excerpts come from the journal,
 //! which only ever holds masked card data); the writers escape, they never unmask.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde::Serialize;
 
 pub mod cucumber_json;
 pub mod html;
 pub mod junit;
+#[cfg(test)]
+mod tests;
+
+/// Writes each requested report (creating its parent directories): JUnit XML, Cucumber
+/// JSON, HTML evidence. A path that is `None` is not written.
+pub fn write_all(
+    report: &RunReport,
+    junit: Option<&Path>,
+    cucumber_json: Option<&Path>,
+    html: Option<&Path>,
+) -> anyhow::Result<()> {
+    type Writer = fn(&RunReport, &mut BufWriter<File>) -> std::io::Result<()>;
+    let writers: [(Option<&Path>, &str, Writer); 3] = [
+        (junit, "JUnit XML", junit::write),
+        (cucumber_json, "Cucumber JSON", |r, w| {
+            cucumber_json::write(r, w)
+        }),
+        (html, "HTML", html::write),
+    ];
+    for (path, what, write) in writers {
+        let Some(path) = path else { continue };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {} for the {what} report", dir.display()))?;
+        }
+        let file = File::create(path)
+            .with_context(|| format!("creating the {what} report {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        write(report, &mut out)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("writing the {what} report {}", path.display()))?;
+    }
+    Ok(())
+}
 
 /// One run of `poslab run`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -61,7 +99,41 @@ pub struct ScenarioReport {
     pub receipts: Vec<String>,
 }
 
+impl FeatureReport {
+    /// Names that tell this feature's scenarios apart (for JUnit test case names and report
+    /// ids): an outline row, or a scenario sharing its name with another one of the
+    /// feature, gets ` (line N)` appended. Same order as `scenarios`.
+    pub fn case_names(&self) -> Vec<String> {
+        self.scenarios
+            .iter()
+            .map(|s| {
+                let shared = self.scenarios.iter().filter(|o| o.name == s.name).count() > 1;
+                if s.is_outline() || shared {
+                    format!("{} (line {})", s.name, s.line)
+                } else {
+                    s.name.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// Sum of the scenarios' durations.
+    pub fn duration(&self) -> Duration {
+        self.scenarios.iter().map(|s| s.duration).sum()
+    }
+}
+
 impl ScenarioReport {
+    /// Whether this is a row of a `Scenario Outline` (`Scenario Template`).
+    pub fn is_outline(&self) -> bool {
+        self.keyword.contains("Outline") || self.keyword.contains("Template")
+    }
+
+    /// The step that failed the scenario, if one did.
+    pub fn failed_step(&self) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.status == Status::Failed)
+    }
+
     pub fn status(&self) -> Status {
         let mut status = Status::Passed;
         for step in &self.steps {
