@@ -22,6 +22,9 @@ impl Command {
     pub const COMPLETION: Command = Command(0x06, 0x0F);
     pub const ABORT: Command = Command(0x06, 0x1E);
     pub const REPEAT_RECEIPT: Command = Command(0x06, 0x20);
+    pub const PRE_AUTHORISATION: Command = Command(0x06, 0x22);
+    pub const PARTIAL_REVERSAL: Command = Command(0x06, 0x23);
+    pub const BOOK_TOTAL: Command = Command(0x06, 0x24);
     pub const REVERSAL: Command = Command(0x06, 0x30);
     pub const REFUND: Command = Command(0x06, 0x31);
     pub const END_OF_DAY: Command = Command(0x06, 0x50);
@@ -46,6 +49,9 @@ impl Command {
             Command::COMPLETION => "completion",
             Command::ABORT => "abort",
             Command::REPEAT_RECEIPT => "repeat receipt",
+            Command::PRE_AUTHORISATION => "pre-authorisation",
+            Command::PARTIAL_REVERSAL => "partial reversal",
+            Command::BOOK_TOTAL => "book total",
             Command::REVERSAL => "reversal",
             Command::REFUND => "refund",
             Command::END_OF_DAY => "end of day",

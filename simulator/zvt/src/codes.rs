@@ -23,6 +23,10 @@ impl ResultCode {
     pub const PLEASE_WAIT: ResultCode = ResultCode(0x9C);
     pub const ALREADY_REVERSED: ResultCode = ResultCode(0xB4);
     pub const REVERSAL_NOT_POSSIBLE: ResultCode = ResultCode(0xB5);
+    /// The amount does not fit the pre-authorisation (more than is reserved).
+    pub const PRE_AUTHORISATION_INCORRECT: ResultCode = ResultCode(0xB7);
+    /// No open pre-authorisation with that receipt number.
+    pub const PRE_AUTHORISATION_ERROR: ResultCode = ResultCode(0xB8);
     pub const SYSTEM_ERROR: ResultCode = ResultCode(0xFF);
 
     pub fn is_success(self) -> bool {
@@ -65,7 +69,7 @@ impl ResultCode {
             0xB2 => "merchant journal full",
             0xB4 => "already reversed",
             0xB5 => "reversal not possible",
-            0xB7 => "pre-authorisation incorrect",
+            0xB7 => "pre-authorisation incorrect (amount too high or wrong)",
             0xB8 => "error pre-authorisation",
             0xBF => "voltage supply too low",
             0xC2 => "diagnosis required",

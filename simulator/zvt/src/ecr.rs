@@ -4,7 +4,8 @@
 //! intermediate statuses, status information and receipt lines, and ends on the
 //! terminal's completion (`06 0F`) or abort (`06 1E`).
 //!
-//! Money safety: when the answer to a payment (authorisation, refund, reversal) is lost —
+//! Money safety: when the answer to a payment (authorisation, refund, reversal,
+//! pre-authorisation, book total, partial reversal) is lost —
 //! no acknowledgement, no completion within T4, the serial line gave up, the connection
 //! dropped — the ECR never sends the payment again blindly. It first asks the terminal for
 //! its last result (repeat receipt, `06 20`) and decides:
@@ -34,10 +35,38 @@ use crate::{Time, WallTime};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum EcrCommand {
-    Register { config: u8, currency: Option<u16> },
-    Purchase { amount: u64, currency: Option<u16> },
-    Refund { amount: u64, currency: Option<u16> },
-    Reverse { receipt: u32 },
+    Register {
+        config: u8,
+        currency: Option<u16>,
+    },
+    Purchase {
+        amount: u64,
+        currency: Option<u16>,
+    },
+    Refund {
+        amount: u64,
+        currency: Option<u16>,
+    },
+    Reverse {
+        receipt: u32,
+    },
+    /// Reserve an amount on the card (pre-authorisation, `06 22`).
+    PreAuthorise {
+        amount: u64,
+        currency: Option<u16>,
+    },
+    /// Complete the reservation with this receipt number, charging `amount` (at most the
+    /// reserved amount) (book total, `06 24`).
+    BookTotal {
+        receipt: u32,
+        amount: u64,
+    },
+    /// Release `amount` of the reservation with this receipt number (partial reversal of a
+    /// pre-authorisation, `06 23`).
+    PartialReversal {
+        receipt: u32,
+        amount: u64,
+    },
     EndOfDay,
     Status,
     RepeatReceipt,
@@ -52,6 +81,9 @@ impl EcrCommand {
             EcrCommand::Purchase { .. } => "purchase",
             EcrCommand::Refund { .. } => "refund",
             EcrCommand::Reverse { .. } => "reverse",
+            EcrCommand::PreAuthorise { .. } => "pre-authorise",
+            EcrCommand::BookTotal { .. } => "book-total",
+            EcrCommand::PartialReversal { .. } => "partial-reversal",
             EcrCommand::EndOfDay => "end-of-day",
             EcrCommand::Status => "status",
             EcrCommand::RepeatReceipt => "repeat-receipt",
@@ -86,6 +118,19 @@ impl EcrCommand {
                 password,
                 fields: Fields::new().with(Bmp::bcd(0x87, *receipt as u64, 2)),
             },
+            EcrCommand::PreAuthorise { amount, currency } => {
+                Message::PreAuthorisation(money(*amount, *currency))
+            }
+            EcrCommand::BookTotal { receipt, amount } => Message::BookTotal(
+                Fields::new()
+                    .with(Bmp::bcd(0x87, *receipt as u64, 2))
+                    .with(Bmp::bcd(0x04, *amount, 6)),
+            ),
+            EcrCommand::PartialReversal { receipt, amount } => Message::PartialReversal(
+                Fields::new()
+                    .with(Bmp::bcd(0x87, *receipt as u64, 2))
+                    .with(Bmp::bcd(0x04, *amount, 6)),
+            ),
             EcrCommand::EndOfDay => Message::EndOfDay {
                 password,
                 fields: Fields::new(),
@@ -106,18 +151,26 @@ impl EcrCommand {
     /// The amount the terminal's status information should show for this command.
     fn amount(&self) -> Option<u64> {
         match self {
-            EcrCommand::Purchase { amount, .. } | EcrCommand::Refund { amount, .. } => {
-                Some(*amount)
-            }
+            EcrCommand::Purchase { amount, .. }
+            | EcrCommand::Refund { amount, .. }
+            | EcrCommand::PreAuthorise { amount, .. }
+            | EcrCommand::BookTotal { amount, .. }
+            | EcrCommand::PartialReversal { amount, .. } => Some(*amount),
             _ => None,
         }
     }
 
-    /// Whether a lost answer must be recovered before anything is sent again.
+    /// Whether a lost answer must be recovered before anything is sent again. A
+    /// reservation counts: sent twice, it holds the cardholder's funds twice.
     pub fn moves_money(&self) -> bool {
         matches!(
             self,
-            EcrCommand::Purchase { .. } | EcrCommand::Refund { .. } | EcrCommand::Reverse { .. }
+            EcrCommand::Purchase { .. }
+                | EcrCommand::Refund { .. }
+                | EcrCommand::Reverse { .. }
+                | EcrCommand::PreAuthorise { .. }
+                | EcrCommand::BookTotal { .. }
+                | EcrCommand::PartialReversal { .. }
         )
     }
 

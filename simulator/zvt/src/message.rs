@@ -59,6 +59,18 @@ pub enum Message {
     Reversal { password: Password, fields: Fields },
     /// `06 31`: password, then BMPs (`04` amount).
     Refund { password: Password, fields: Fields },
+    /// `06 22` pre-authorisation (reservation): BMPs as for an authorisation (`04` amount,
+    /// `49` currency, `19` payment type, ...), no password. Answered like an authorisation;
+    /// the status information's receipt number (`87`) names the reservation.
+    PreAuthorisation(Fields),
+    /// `06 23` partial reversal of a pre-authorisation: releases part (or the rest) of a
+    /// reservation. BMPs `87` receipt number of the reservation (`FF FF` asks for the open
+    /// ones), `04` amount to release, optional `19`, `49`, `06`; no password.
+    PartialReversal(Fields),
+    /// `06 24` book total: completes a reservation. BMPs `87` receipt number of the
+    /// reservation, `04` final amount (at most the reserved one), optional `0B` trace and
+    /// `3B` authorisation attribute of the reservation, `19`, card data, `06`; no password.
+    BookTotal(Fields),
     /// `06 50`: password, then BMPs.
     EndOfDay { password: Password, fields: Fields },
     /// `06 B0`: the ECR asks the terminal to abort what it is doing.
@@ -162,6 +174,9 @@ impl Message {
                     fields: fields(n)?,
                 }
             }
+            Command::PRE_AUTHORISATION => Message::PreAuthorisation(fields(0)?),
+            Command::PARTIAL_REVERSAL => Message::PartialReversal(fields(0)?),
+            Command::BOOK_TOTAL => Message::BookTotal(fields(0)?),
             Command::END_OF_DAY => {
                 let (password, n) = password_at(d, "end of day")?;
                 Message::EndOfDay {
@@ -237,6 +252,9 @@ impl Message {
             Message::RepeatReceipt { .. } => Command::REPEAT_RECEIPT,
             Message::Reversal { .. } => Command::REVERSAL,
             Message::Refund { .. } => Command::REFUND,
+            Message::PreAuthorisation(_) => Command::PRE_AUTHORISATION,
+            Message::PartialReversal(_) => Command::PARTIAL_REVERSAL,
+            Message::BookTotal(_) => Command::BOOK_TOTAL,
             Message::EndOfDay { .. } => Command::END_OF_DAY,
             Message::AbortRequest => Command::ABORT_REQUEST,
             Message::StatusEnquiry { .. } => Command::STATUS_ENQUIRY,
@@ -271,6 +289,9 @@ impl Message {
                 fields.encode_into(&mut d);
             }
             Message::Authorisation(fields)
+            | Message::PreAuthorisation(fields)
+            | Message::PartialReversal(fields)
+            | Message::BookTotal(fields)
             | Message::StatusInformation(fields)
             | Message::PrintTextBlock(fields) => fields.encode_into(&mut d),
             Message::RepeatReceipt { password, fields }
@@ -309,6 +330,9 @@ impl Message {
         match self {
             Message::Registration { fields, .. }
             | Message::Authorisation(fields)
+            | Message::PreAuthorisation(fields)
+            | Message::PartialReversal(fields)
+            | Message::BookTotal(fields)
             | Message::RepeatReceipt { fields, .. }
             | Message::Reversal { fields, .. }
             | Message::Refund { fields, .. }
@@ -321,11 +345,17 @@ impl Message {
         }
     }
 
-    /// A payment command whose blind repetition could charge twice.
+    /// A payment command whose blind repetition could charge twice (a second reservation
+    /// holds the cardholder's funds twice, a second booking or release changes the amount).
     pub fn moves_money(&self) -> bool {
         matches!(
             self,
-            Message::Authorisation(_) | Message::Reversal { .. } | Message::Refund { .. }
+            Message::Authorisation(_)
+                | Message::Reversal { .. }
+                | Message::Refund { .. }
+                | Message::PreAuthorisation(_)
+                | Message::PartialReversal(_)
+                | Message::BookTotal(_)
         )
     }
 }
@@ -425,6 +455,17 @@ mod tests {
                 password: Password::from_number(0),
                 fields: Fields::new().with(Bmp::bcd(0x87, 12, 2)),
             },
+            Message::PreAuthorisation(Fields::new().with(Bmp::bcd(0x04, 10_000, 6))),
+            Message::PartialReversal(
+                Fields::new()
+                    .with(Bmp::bcd(0x87, 12, 2))
+                    .with(Bmp::bcd(0x04, 2500, 6)),
+            ),
+            Message::BookTotal(
+                Fields::new()
+                    .with(Bmp::bcd(0x87, 12, 2))
+                    .with(Bmp::bcd(0x04, 7500, 6)),
+            ),
             Message::AbortRequest,
             Message::StatusEnquiry {
                 password: None,
@@ -462,6 +503,101 @@ mod tests {
             hex(&m.to_apdu().to_bytes()),
             "0600081234 56BA0978 0300".replace(' ', "")
         );
+    }
+
+    /// Decodes hand-written APDU bytes (spaces allowed) into a message.
+    fn decode(spaced: &str) -> (Message, Vec<u8>) {
+        let bytes = ::hex::decode(spaced.replace(' ', "")).unwrap();
+        let apdu = crate::apdu::decode_exact(&bytes).unwrap();
+        (Message::from_apdu(&apdu).unwrap(), bytes)
+    }
+
+    /// `06 22`, written out from PA00P015: class 06, instruction 22, length 0A, no password,
+    /// BMP 04 amount 42.50 (6 bytes BCD), BMP 49 currency 0978.
+    #[test]
+    fn pre_authorisation_bytes() {
+        let m = Message::PreAuthorisation(
+            Fields::new()
+                .with(Bmp::bcd(0x04, 4250, 6))
+                .with(Bmp::bcd(0x49, 978, 2)),
+        );
+        let (decoded, bytes) = decode("06 22 0A  04 00 00 00 00 42 50  49 09 78");
+        assert_eq!(m.to_apdu().to_bytes(), bytes);
+        assert_eq!(decoded, m);
+        let f = decoded.fields().unwrap();
+        assert_eq!((f.amount(), f.currency()), (Some(4250), Some(978)));
+        assert_eq!(decoded.command().name(), Some("pre-authorisation"));
+        assert!(decoded.moves_money());
+    }
+
+    /// `06 24`: BMP 87 receipt 0012, BMP 04 final amount 30.00, BMP 0B trace 000007, BMP 3B
+    /// authorisation attribute (8 bytes ASCII, space padded); length 3 + 7 + 4 + 9 = 0x17.
+    #[test]
+    fn book_total_bytes() {
+        let m = Message::BookTotal(
+            Fields::new()
+                .with(Bmp::bcd(0x87, 12, 2))
+                .with(Bmp::bcd(0x04, 3000, 6))
+                .with(Bmp::bcd(0x0B, 7, 3))
+                .with(Bmp::ascii_fixed(0x3B, "123456")),
+        );
+        let (decoded, bytes) = decode(
+            "06 24 17  87 00 12  04 00 00 00 00 30 00  0B 00 00 07  3B 31 32 33 34 35 36 20 20",
+        );
+        assert_eq!(m.to_apdu().to_bytes(), bytes);
+        assert_eq!(decoded, m);
+        let f = decoded.fields().unwrap();
+        assert_eq!(f.receipt(), Some(12));
+        assert_eq!(f.amount(), Some(3000));
+        assert_eq!(f.trace(), Some(7));
+        assert_eq!(f.text(0x3B).as_deref(), Some("123456"));
+        assert_eq!(decoded.command().name(), Some("book total"));
+        // the shortest form: receipt and amount only
+        let short = Message::BookTotal(
+            Fields::new()
+                .with(Bmp::bcd(0x87, 12, 2))
+                .with(Bmp::bcd(0x04, 3000, 6)),
+        );
+        let (decoded, bytes) = decode("06 24 0A  87 00 12  04 00 00 00 00 30 00");
+        assert_eq!(short.to_apdu().to_bytes(), bytes);
+        assert_eq!(decoded, short);
+    }
+
+    /// `06 23`: BMP 87 receipt 0012, BMP 04 amount to release 10.00; length 0A. The receipt
+    /// number `FF FF` (not BCD: "which reservations are open?") is kept as sent.
+    #[test]
+    fn partial_reversal_bytes() {
+        let m = Message::PartialReversal(
+            Fields::new()
+                .with(Bmp::bcd(0x87, 12, 2))
+                .with(Bmp::bcd(0x04, 1000, 6)),
+        );
+        let (decoded, bytes) = decode("06 23 0A  87 00 12  04 00 00 00 00 10 00");
+        assert_eq!(m.to_apdu().to_bytes(), bytes);
+        assert_eq!(decoded, m);
+        let f = decoded.fields().unwrap();
+        assert_eq!((f.receipt(), f.amount()), (Some(12), Some(1000)));
+        assert_eq!(decoded.command().name(), Some("partial reversal"));
+        assert!(decoded.moves_money());
+
+        let (all, bytes) = decode("06 23 03  87 FF FF");
+        assert_eq!(all.to_apdu().to_bytes(), bytes);
+        assert_eq!(
+            all.fields().unwrap().receipt(),
+            None,
+            "FF FF is no receipt number"
+        );
+    }
+
+    #[test]
+    fn a_bad_bmp_in_a_book_total_is_an_error_with_a_place() {
+        // BMP 04 needs 6 bytes, 2 are left
+        let err = Message::from_apdu(&Apdu::new(
+            Command::BOOK_TOTAL,
+            vec![0x87, 0x00, 0x12, 0x04, 0x00, 0x00],
+        ))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("at byte 6"), "{err}");
     }
 
     #[test]

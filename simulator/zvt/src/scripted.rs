@@ -13,9 +13,18 @@
 //!     delay_ms: 200     # before the status information
 //!     auth_code: "123456"
 //!   - result: 0x05      # the second purchase is declined
+//! pre_authorise: [{ result: 0 }]    # reservations (06 22), answered like authorise
+//! book_total: [{ result: 0 }]       # completion of a reservation (06 24)
+//! partial_reversal: [{ result: 0 }] # release of part of a reservation (06 23)
 //! ```
+//!
+//! Reservations are kept by receipt number: a book total or partial reversal for a receipt
+//! number that names no open reservation is aborted with `B8` (error pre-authorisation), an
+//! amount above what is still reserved with `B7` (pre-authorisation incorrect). A book
+//! total closes the reservation (the rest is released); a partial reversal lowers it and
+//! closes it when nothing is left.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use poslab_sensitive::Pan;
@@ -116,6 +125,9 @@ pub struct Script {
     pub refund: Vec<Answer>,
     pub reverse: Vec<Answer>,
     pub end_of_day: Vec<Answer>,
+    pub pre_authorise: Vec<Answer>,
+    pub book_total: Vec<Answer>,
+    pub partial_reversal: Vec<Answer>,
 }
 
 impl Script {
@@ -128,6 +140,9 @@ impl Script {
                 &self.refund,
                 &self.reverse,
                 &self.end_of_day,
+                &self.pre_authorise,
+                &self.book_total,
+                &self.partial_reversal,
             ]
             .into_iter()
             .flatten()
@@ -156,12 +171,17 @@ impl Script {
 #[derive(Clone, Debug)]
 pub struct ScriptedApplication {
     script: Script,
-    used: [usize; 5],
+    used: [usize; 8],
     next_trace: u32,
     next_receipt: u32,
     next_turnover: u32,
     history: Vec<TransactionRecord>,
     reversed: HashSet<u32>,
+    /// Open reservations: receipt number of the pre-authorisation -> amount still reserved.
+    reservations: BTreeMap<u32, u64>,
+    /// The reservations before the running command changed them, restored when an abort
+    /// request ends it.
+    reservations_before: Option<BTreeMap<u32, u64>>,
     batch_start: usize,
     abortable: bool,
     /// Every command the application was given, in order ("authorise", "refund", ...).
@@ -179,6 +199,9 @@ const AUTHORISE: usize = 1;
 const REFUND: usize = 2;
 const REVERSE: usize = 3;
 const END_OF_DAY: usize = 4;
+const PRE_AUTHORISE: usize = 5;
+const BOOK_TOTAL: usize = 6;
+const PARTIAL_REVERSAL: usize = 7;
 
 impl ScriptedApplication {
     pub fn new(script: Script) -> ScriptedApplication {
@@ -187,9 +210,11 @@ impl ScriptedApplication {
             next_receipt: script.terminal.first_receipt,
             next_turnover: 1,
             script,
-            used: [0; 5],
+            used: [0; 8],
             history: Vec::new(),
             reversed: HashSet::new(),
+            reservations: BTreeMap::new(),
+            reservations_before: None,
             batch_start: 0,
             abortable: false,
             calls: Vec::new(),
@@ -216,8 +241,13 @@ impl ScriptedApplication {
             AUTHORISE => &self.script.authorise,
             REFUND => &self.script.refund,
             REVERSE => &self.script.reverse,
+            PRE_AUTHORISE => &self.script.pre_authorise,
+            BOOK_TOTAL => &self.script.book_total,
+            PARTIAL_REVERSAL => &self.script.partial_reversal,
             _ => &self.script.end_of_day,
         };
+        // a new command: an abort request can only undo what this one changes
+        self.reservations_before = None;
         let i = self.used[which];
         self.used[which] += 1;
         list.get(i).or(list.last()).cloned().unwrap_or_default()
@@ -317,6 +347,67 @@ impl ScriptedApplication {
         let record = self.record(kind, &answer, req.amount, req.currency, ctx, true);
         Reply::for_record(&record, Self::before(&answer))
     }
+
+    /// The reservations still open: receipt number of the pre-authorisation -> amount
+    /// still reserved.
+    pub fn open_reservations(&self) -> &BTreeMap<u32, u64> {
+        &self.reservations
+    }
+
+    /// A book total or partial reversal of the reservation `receipt`. `book` closes it;
+    /// otherwise the amount is released from it.
+    fn settle(
+        &mut self,
+        which: usize,
+        kind: TransactionKind,
+        receipt: Option<u32>,
+        req: &PaymentRequest,
+        ctx: &Context,
+    ) -> Reply {
+        let mut answer = self.answer(which);
+        self.abortable = answer.abortable.unwrap_or(true);
+        let reserved = receipt.and_then(|r| self.reservations.get(&r).map(|a| (r, *a)));
+        let Some((receipt, reserved)) = reserved else {
+            return Reply::abort(ResultCode::PRE_AUTHORISATION_ERROR);
+        };
+        // no amount: the whole of what is still reserved
+        let amount = req.amount.unwrap_or(reserved);
+        if amount > reserved {
+            return Reply::abort(ResultCode::PRE_AUTHORISATION_INCORRECT);
+        }
+        let original = self
+            .history
+            .iter()
+            .find(|r| {
+                r.receipt == Some(receipt)
+                    && r.result.is_success()
+                    && r.kind == TransactionKind::PreAuthorisation
+            })
+            .cloned();
+        if answer.card.is_none() {
+            answer.card = original
+                .as_ref()
+                .and_then(|o| o.pan.as_ref())
+                .map(|p| Card {
+                    pan: p.expose().to_string(),
+                    ..self.script.card.clone()
+                });
+        }
+        let currency = req
+            .currency
+            .or_else(|| original.as_ref().and_then(|o| o.currency));
+        let record = self.record(kind, &answer, Some(amount), currency, ctx, true);
+        if record.result.is_success() {
+            self.reservations_before = Some(self.reservations.clone());
+            let left = reserved - amount;
+            if kind == TransactionKind::BookTotal || left == 0 {
+                self.reservations.remove(&receipt);
+            } else {
+                self.reservations.insert(receipt, left);
+            }
+        }
+        Reply::for_record(&record, Self::before(&answer))
+    }
 }
 
 fn money(amount: u64) -> String {
@@ -337,6 +428,9 @@ pub fn receipt_lines(r: &TransactionRecord) -> Vec<String> {
             TransactionKind::Refund => "REFUND",
             TransactionKind::Reversal => "REVERSAL",
             TransactionKind::EndOfDay => "END OF DAY",
+            TransactionKind::PreAuthorisation => "PRE-AUTHORISATION",
+            TransactionKind::BookTotal => "BOOK TOTAL",
+            TransactionKind::PartialReversal => "PARTIAL REVERSAL",
         }
         .to_string(),
     );
@@ -443,6 +537,57 @@ impl PaymentApplication for ScriptedApplication {
         Reply::for_record(&record, Self::before(&answer))
     }
 
+    fn pre_authorise(&mut self, request: &PaymentRequest, ctx: &Context) -> Reply {
+        self.calls.push("pre_authorise");
+        let before = self.history.len();
+        let reply = self.payment(
+            PRE_AUTHORISE,
+            TransactionKind::PreAuthorisation,
+            request,
+            ctx,
+        );
+        let made = self.history.get(before..).unwrap_or(&[]).last();
+        if let Some(r) = made.filter(|r| r.result.is_success()) {
+            if let (Some(receipt), Some(amount)) = (r.receipt, r.amount) {
+                self.reservations_before = Some(self.reservations.clone());
+                self.reservations.insert(receipt, amount);
+            }
+        }
+        reply
+    }
+
+    fn book_total(
+        &mut self,
+        receipt: Option<u32>,
+        request: &PaymentRequest,
+        ctx: &Context,
+    ) -> Reply {
+        self.calls.push("book_total");
+        self.settle(
+            BOOK_TOTAL,
+            TransactionKind::BookTotal,
+            receipt,
+            request,
+            ctx,
+        )
+    }
+
+    fn partial_reversal(
+        &mut self,
+        receipt: Option<u32>,
+        request: &PaymentRequest,
+        ctx: &Context,
+    ) -> Reply {
+        self.calls.push("partial_reversal");
+        self.settle(
+            PARTIAL_REVERSAL,
+            TransactionKind::PartialReversal,
+            receipt,
+            request,
+            ctx,
+        )
+    }
+
     fn end_of_day(&mut self, ctx: &Context) -> Reply {
         self.calls.push("end_of_day");
         let answer = self.answer(END_OF_DAY);
@@ -454,7 +599,9 @@ impl PaymentApplication for ScriptedApplication {
                 r.result.is_success() && !r.receipt.is_some_and(|n| self.reversed.contains(&n))
             })
             .map(|r| match r.kind {
-                TransactionKind::Purchase => r.amount.unwrap_or(0) as i64,
+                TransactionKind::Purchase | TransactionKind::BookTotal => {
+                    r.amount.unwrap_or(0) as i64
+                }
                 TransactionKind::Refund => -(r.amount.unwrap_or(0) as i64),
                 _ => 0,
             })
@@ -479,6 +626,9 @@ impl PaymentApplication for ScriptedApplication {
             return false;
         }
         self.abortable = false;
+        if let Some(before) = self.reservations_before.take() {
+            self.reservations = before;
+        }
         if let Some(last) = self.history.last_mut() {
             last.result = ResultCode::ABORTED;
             last.turnover = None;

@@ -27,7 +27,8 @@ pub struct Context {
     pub wall: Option<WallTime>,
 }
 
-/// A payment request (authorisation or refund).
+/// A payment request (authorisation, refund, pre-authorisation, book total, partial
+/// reversal).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PaymentRequest {
     /// Minor units (cents).
@@ -57,6 +58,12 @@ pub enum TransactionKind {
     Refund,
     Reversal,
     EndOfDay,
+    /// A reservation (`06 22`): funds held on the card, nothing charged yet.
+    PreAuthorisation,
+    /// The completion of a reservation (`06 24`): the final amount is charged.
+    BookTotal,
+    /// Part (or the rest) of a reservation released (`06 23`).
+    PartialReversal,
 }
 
 /// One finished transaction, as the terminal reports it in a status information.
@@ -215,6 +222,33 @@ pub trait PaymentApplication {
     fn refund(&mut self, request: &PaymentRequest, ctx: &Context) -> Reply;
     /// `06 50`.
     fn end_of_day(&mut self, ctx: &Context) -> Reply;
+    /// `06 22` pre-authorisation (reservation). Answered like an authorisation; the status
+    /// information's receipt number (BMP `87`) names the reservation. The default says the
+    /// function is not possible.
+    fn pre_authorise(&mut self, _request: &PaymentRequest, _ctx: &Context) -> Reply {
+        Reply::abort(ResultCode::FUNCTION_NOT_POSSIBLE)
+    }
+    /// `06 24` book total: completes the reservation with this receipt number, charging
+    /// `request.amount` (at most the reserved amount). The default says the function is
+    /// not possible.
+    fn book_total(
+        &mut self,
+        _receipt: Option<u32>,
+        _request: &PaymentRequest,
+        _ctx: &Context,
+    ) -> Reply {
+        Reply::abort(ResultCode::FUNCTION_NOT_POSSIBLE)
+    }
+    /// `06 23` partial reversal of a pre-authorisation: releases `request.amount` of the
+    /// reservation with this receipt number. The default says the function is not possible.
+    fn partial_reversal(
+        &mut self,
+        _receipt: Option<u32>,
+        _request: &PaymentRequest,
+        _ctx: &Context,
+    ) -> Reply {
+        Reply::abort(ResultCode::FUNCTION_NOT_POSSIBLE)
+    }
     /// `06 B0` arrived while a command runs: may it be aborted? (The terminal then ends
     /// it with `06 1E 6C`.) An application that already committed says no.
     fn abort(&mut self, ctx: &Context) -> bool;
@@ -457,6 +491,20 @@ impl<A: PaymentApplication> Terminal<A> {
                 Some(self.app.refund(&PaymentRequest::from_fields(fields), &ctx))
             }
             Message::Reversal { fields, .. } => Some(self.app.reverse(fields.receipt(), &ctx)),
+            Message::PreAuthorisation(fields) => Some(
+                self.app
+                    .pre_authorise(&PaymentRequest::from_fields(fields), &ctx),
+            ),
+            Message::BookTotal(fields) => Some(self.app.book_total(
+                fields.receipt(),
+                &PaymentRequest::from_fields(fields),
+                &ctx,
+            )),
+            Message::PartialReversal(fields) => Some(self.app.partial_reversal(
+                fields.receipt(),
+                &PaymentRequest::from_fields(fields),
+                &ctx,
+            )),
             Message::EndOfDay { .. } => Some(self.app.end_of_day(&ctx)),
             Message::RepeatReceipt { .. } => Some(match self.app.last_result() {
                 Some(record) => {

@@ -145,3 +145,36 @@ fn an_abort_request_ends_a_held_command() {
     );
     assert!(!term.is_held());
 }
+
+/// An application that does not implement reservations (the trait's defaults) refuses
+/// them with `06 1E 83`, function not possible.
+#[test]
+fn an_application_without_reservations_refuses_them() {
+    for command in [
+        EcrCommand::PreAuthorise {
+            amount: 100,
+            currency: None,
+        },
+        EcrCommand::BookTotal {
+            receipt: 1,
+            amount: 100,
+        },
+        EcrCommand::PartialReversal {
+            receipt: 1,
+            amount: 100,
+        },
+    ] {
+        let (mut ecr, mut term) = pair();
+        let now = Duration::ZERO;
+        ecr.start(command.clone(), now, None);
+        pump(&mut ecr, &mut term, now);
+        let outcome = ecr.poll_outcome().expect("an outcome");
+        assert_eq!(outcome.status, Status::Failed, "{command:?}: {outcome:?}");
+        assert_eq!(
+            outcome.result_code,
+            Some(ResultCode::FUNCTION_NOT_POSSIBLE),
+            "{outcome:?}"
+        );
+        assert!(term.is_idle());
+    }
+}

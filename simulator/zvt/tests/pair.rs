@@ -449,3 +449,279 @@ impl Pair {
         panic!("no outcome");
     }
 }
+
+fn pre_authorise(cents: u64) -> EcrCommand {
+    EcrCommand::PreAuthorise {
+        amount: cents,
+        currency: Some(978),
+    }
+}
+
+/// Reservation (06 22) -> partial reversal (06 23) -> book total (06 24), over TCP and
+/// serial: the scripted terminal keeps the reservation by its receipt number, the book
+/// total charges the final amount and closes it, the day's total counts only that.
+#[test]
+fn a_reservation_is_partly_released_then_booked() {
+    for transport in [Transport::Tcp, Transport::Serial] {
+        let mut pair = Pair::new(transport, Script::default());
+        let pre = pair.run(pre_authorise(10_000), Some(WALL));
+        assert_eq!(pre.status, Status::Success, "{transport:?}: {pre:?}");
+        assert_eq!(pre.amount, Some(10_000));
+        assert_eq!(pre.pan.as_deref(), Some("476173******0010"));
+        assert!(pre.auth_code.is_some(), "{pre:?}");
+        assert!(
+            pre.receipt_lines.iter().any(|l| l == "PRE-AUTHORISATION"),
+            "{:?}",
+            pre.receipt_lines
+        );
+        let receipt = pre.receipt.expect("the reservation's receipt number");
+        assert_eq!(
+            pair.term.app().open_reservations().get(&receipt),
+            Some(&10_000)
+        );
+
+        let part = pair.run(
+            EcrCommand::PartialReversal {
+                receipt,
+                amount: 2_000,
+            },
+            Some(WALL),
+        );
+        assert_eq!(part.status, Status::Success, "{part:?}");
+        assert_eq!(part.amount, Some(2_000));
+        assert_eq!(
+            pair.term.app().open_reservations().get(&receipt),
+            Some(&8_000),
+            "20.00 of 100.00 released"
+        );
+
+        let book = pair.run(
+            EcrCommand::BookTotal {
+                receipt,
+                amount: 7_500,
+            },
+            Some(WALL),
+        );
+        assert_eq!(book.status, Status::Success, "{book:?}");
+        assert_eq!(book.amount, Some(7_500));
+        assert_eq!(book.pan.as_deref(), Some("476173******0010"));
+        assert_ne!(book.trace, pre.trace, "a transaction of its own");
+        assert!(
+            pair.term.app().open_reservations().is_empty(),
+            "a book total closes the reservation"
+        );
+        // booking it again: the reservation is gone
+        let again = pair.run(
+            EcrCommand::BookTotal {
+                receipt,
+                amount: 7_500,
+            },
+            Some(WALL),
+        );
+        assert_eq!(again.status, Status::Failed);
+        assert_eq!(again.result_code.map(|c| c.0), Some(0xB8));
+
+        let eod = pair.run(EcrCommand::EndOfDay, Some(WALL));
+        assert_eq!(eod.status, Status::Success, "{eod:?}");
+        assert_eq!(
+            eod.amount,
+            Some(7_500),
+            "only the booked amount is turnover"
+        );
+        let app = pair.term.app();
+        assert_eq!(
+            (
+                app.count("pre_authorise"),
+                app.count("partial_reversal"),
+                app.count("book_total")
+            ),
+            (1, 1, 2)
+        );
+        assert_eq!(
+            pair.sent_by_ecr
+                .iter()
+                .filter(|c| **c == Command::BOOK_TOTAL)
+                .count(),
+            2
+        );
+    }
+}
+
+/// The application answers a book total for a receipt number that names no reservation
+/// with an abort (B8): the ECR reports it as failed and does not try again.
+#[test]
+fn a_book_total_for_an_unknown_receipt_is_aborted() {
+    let mut pair = Pair::new(Transport::Tcp, Script::default());
+    let pre = pair.run(pre_authorise(5_000), Some(WALL));
+    let receipt = pre.receipt.expect("receipt");
+    let o = pair.run(
+        EcrCommand::BookTotal {
+            receipt: receipt + 100,
+            amount: 5_000,
+        },
+        Some(WALL),
+    );
+    assert_eq!(o.status, Status::Failed, "{o:?}");
+    assert_eq!(o.result_code.map(|c| c.0), Some(0xB8));
+    assert!(
+        o.result_text
+            .as_deref()
+            .unwrap_or("")
+            .contains("pre-authorisation"),
+        "{o:?}"
+    );
+    assert!(!o.recovered && !o.resent);
+    let commands: Vec<Command> = pair
+        .sent_by_ecr
+        .iter()
+        .copied()
+        .filter(|c| *c != Command::ACK)
+        .collect();
+    assert_eq!(
+        commands,
+        [Command::PRE_AUTHORISATION, Command::BOOK_TOTAL],
+        "an abort is an answer: nothing asked again, nothing resent"
+    );
+    // more than is reserved: B7, and the reservation stays as it was
+    let over = pair.run(
+        EcrCommand::BookTotal {
+            receipt,
+            amount: 5_001,
+        },
+        Some(WALL),
+    );
+    assert_eq!(over.result_code.map(|c| c.0), Some(0xB7), "{over:?}");
+    let part = pair.run(
+        EcrCommand::PartialReversal {
+            receipt: receipt + 1,
+            amount: 100,
+        },
+        Some(WALL),
+    );
+    assert_eq!(part.result_code.map(|c| c.0), Some(0xB8), "{part:?}");
+    assert_eq!(
+        pair.term.app().open_reservations().get(&receipt),
+        Some(&5_000)
+    );
+    assert_eq!(
+        pair.term.app().history().len(),
+        1,
+        "refused settlements are no transactions"
+    );
+}
+
+/// The answer to a book total is lost: the ECR recovers it with a repeat receipt and does
+/// not book a second time.
+#[test]
+fn a_lost_book_total_answer_is_recovered_never_resent() {
+    for transport in [Transport::Tcp, Transport::Serial] {
+        let mut pair = Pair::new(transport, Script::default());
+        let pre = pair.run(pre_authorise(10_000), Some(WALL));
+        let receipt = pre.receipt.expect("receipt");
+        let dropping = std::rc::Rc::new(std::cell::Cell::new(true));
+        let d = dropping.clone();
+        pair.drop_to_terminal = Box::new(move |b| {
+            if command_of(b, transport) == Some(Command::REPEAT_RECEIPT) {
+                d.set(false);
+            }
+            false
+        });
+        pair.drop_to_ecr = Box::new(move |b| {
+            dropping.get()
+                && matches!(
+                    command_of(b, transport),
+                    Some(Command::STATUS_INFORMATION | Command::COMPLETION | Command::PRINT_LINE)
+                )
+        });
+        let o = pair.run(
+            EcrCommand::BookTotal {
+                receipt,
+                amount: 6_000,
+            },
+            Some(WALL),
+        );
+        assert_eq!(o.status, Status::Success, "{transport:?}: {o:?}");
+        assert!(o.recovered && !o.resent, "{o:?}");
+        assert_eq!(o.amount, Some(6_000));
+        assert_eq!(pair.term.app().count("book_total"), 1, "booked once");
+        assert_eq!(
+            pair.sent_by_ecr
+                .iter()
+                .filter(|c| **c == Command::BOOK_TOTAL)
+                .count(),
+            1,
+            "{:?}",
+            pair.sent_by_ecr
+        );
+    }
+}
+
+/// A reservation request that never reached the terminal is sent again once (the last
+/// result is one the ECR already knew), like a purchase.
+#[test]
+fn a_pre_authorisation_that_never_arrived_is_sent_again_once() {
+    let mut pair = Pair::new(Transport::Tcp, Script::default());
+    let first = pair.run(purchase(1_000), Some(WALL));
+    assert_eq!(first.status, Status::Success);
+    let mut dropped = false;
+    pair.drop_to_terminal = Box::new(move |b| {
+        if !dropped && command_of(b, Transport::Tcp) == Some(Command::PRE_AUTHORISATION) {
+            dropped = true;
+            return true;
+        }
+        false
+    });
+    let o = pair.run(pre_authorise(2_500), Some(WALL));
+    assert_eq!(o.status, Status::Success, "{o:?}");
+    assert!(o.resent && !o.recovered, "{o:?}");
+    assert_eq!(pair.term.app().count("pre_authorise"), 1);
+    assert_eq!(pair.term.app().open_reservations().len(), 1);
+}
+
+/// An abort request that ends a book total before its status information leaves the
+/// reservation as it was.
+#[test]
+fn an_aborted_book_total_keeps_the_reservation() {
+    let script = Script {
+        book_total: vec![Answer {
+            intermediate: vec![StatusStep {
+                status: 0x04,
+                after_ms: 0,
+            }],
+            delay_ms: 2_000,
+            ..Answer::default()
+        }],
+        ..Script::default()
+    };
+    let mut pair = Pair::new(Transport::Tcp, script);
+    let pre = pair.run(pre_authorise(10_000), Some(WALL));
+    let receipt = pre.receipt.expect("receipt");
+    pair.ecr.start(
+        EcrCommand::BookTotal {
+            receipt,
+            amount: 9_000,
+        },
+        pair.now,
+        Some(WALL),
+    );
+    for _ in 0..4 {
+        while let Some(b) = pair.ecr.poll_transmit() {
+            pair.term.handle_input(&b, pair.now);
+        }
+        while let Some(b) = pair.term.poll_transmit() {
+            pair.ecr.handle_input(&b, pair.now);
+        }
+    }
+    assert!(
+        pair.term.app().open_reservations().is_empty(),
+        "the book total is running"
+    );
+    pair.ecr.request_abort(pair.now);
+    let o = pair.run_pending();
+    assert_eq!(o.result_code.map(|c| c.0), Some(0x6C), "{o:?}");
+    assert_eq!(
+        pair.term.app().open_reservations().get(&receipt),
+        Some(&10_000),
+        "the reservation is back"
+    );
+}

@@ -64,6 +64,45 @@ proptest! {
     }
 
     #[test]
+    fn reservation_commands_round_trip(
+        kind in 0u8..3,
+        amount in 0u64..1_000_000_000_000,
+        receipt in 0u32..10_000,
+        currency in prop::option::of(0u16..1000),
+        trace in prop::option::of(0u32..1_000_000),
+    ) {
+        use poslab_zvt::ecr::EcrCommand;
+        use poslab_zvt::message::Password;
+        let command = match kind {
+            0 => EcrCommand::PreAuthorise { amount, currency },
+            1 => EcrCommand::BookTotal { receipt, amount },
+            _ => EcrCommand::PartialReversal { receipt, amount },
+        };
+        let mut m = command.to_message(Password::from_number(0));
+        if let (Message::BookTotal(fields), Some(t)) = (&mut m, trace) {
+            fields.push(Bmp::bcd(0x0B, t as u64, 3));
+        }
+        let bytes = m.to_apdu().to_bytes();
+        let (a, used) = apdu::decode(&bytes).unwrap().unwrap();
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(a.command, Command(0x06, [0x22, 0x24, 0x23][kind as usize]));
+        let back = Message::from_apdu(&a).unwrap();
+        prop_assert_eq!(&back, &m);
+        prop_assert!(back.moves_money() && command.moves_money());
+        let f = back.fields().unwrap();
+        prop_assert_eq!(f.amount(), Some(amount));
+        if kind == 0 {
+            prop_assert_eq!(f.currency(), currency);
+            prop_assert_eq!(f.receipt(), None);
+        } else {
+            prop_assert_eq!(f.receipt(), Some(receipt));
+        }
+        if kind == 1 {
+            prop_assert_eq!(f.trace(), trace);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
         poslab_zvt::fuzz::apdu(&data);
         poslab_zvt::fuzz::frame(&data);
