@@ -108,6 +108,14 @@ impl Terminal {
     }
 }
 
+/// The default configuration without its risk checks (velocity declines the 6th purchase
+/// with one card within 10 minutes).
+fn without_risk() -> Config {
+    let mut config = Config::default_config();
+    config.risk = Default::default();
+    config
+}
+
 fn once(name: &str, mti: &str, then: ActionConfig) -> Rule {
     Rule::once(
         name,
@@ -121,7 +129,8 @@ fn once(name: &str, mti: &str, then: ActionConfig) -> Rule {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_terminals_buy_at_once() {
-    let host = start(Config::default_config(), Journal::discard()).await;
+    // twenty purchases per terminal with one card: the default velocity check is off here
+    let host = start(without_risk(), Journal::discard()).await;
     let mut tasks = Vec::new();
     for i in 1..=10 {
         let addr = host.addr.clone();
@@ -146,6 +155,33 @@ async fn many_terminals_buy_at_once() {
         }
     }
     host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_host_declines_the_sixth_purchase_with_one_card_59() {
+    let journal = Journal::in_memory();
+    let host = start(Config::default_config(), journal.clone()).await;
+    let mut t = Terminal::connect(&host.addr, "00000003").await;
+    for stan in 1..=5 {
+        assert_eq!(
+            t.buy(stan, 1000).await.text(39),
+            Some("00"),
+            "purchase {stan}"
+        );
+    }
+    let answer = t.buy(6, 1000).await;
+    assert_eq!(answer.text(39), Some("59"));
+    assert!(answer.get(38).is_none(), "no approval code on a decline");
+    host.stop().await;
+
+    let entries = journal.entries().unwrap();
+    let decision = entries
+        .iter()
+        .find(|e| e["kind"] == "decision" && e["code"] == "59")
+        .expect("the velocity decision is journaled");
+    let notes = decision["notes"].to_string();
+    assert!(notes.contains("velocity: 5 approvals in window"), "{notes}");
+    assert!(!notes.contains(LOAD_PAN), "{notes}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +401,8 @@ async fn the_journal_never_holds_the_test_pan_in_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_counts_every_answer() {
-    let host = start(Config::default_config(), Journal::discard()).await;
+    // the load generator buys with one card: the default velocity check is off here
+    let host = start(without_risk(), Journal::discard()).await;
     let spec = Arc::new(Spec::load("iso87ascii").unwrap());
     let report = load::run(
         LoadOptions {

@@ -40,6 +40,9 @@ pub struct Config {
     pub sign_on: SignOnConfig,
     #[serde(default)]
     pub stand_in: StandInConfig,
+    /// Abnormal transaction monitoring (velocity, unusual amounts); off when absent.
+    #[serde(default)]
+    pub risk: RiskConfig,
 }
 
 impl Config {
@@ -332,6 +335,58 @@ pub struct StandInConfig {
     pub limit: Option<Amount>,
 }
 
+/// Abnormal transaction monitoring. Each check is off when absent. The checks apply to
+/// purchases (0100/0200 with a debit processing code: 00, 01, 09...) that the host would
+/// otherwise approve, and turn the approval into a decline with their `code`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    #[serde(default)]
+    pub velocity: Option<VelocityConfig>,
+    #[serde(default)]
+    pub unusual_amount: Option<UnusualAmountConfig>,
+}
+
+/// The same card (PAN) approved more than `max` times within `window` is declined with
+/// `code`: the purchase that would be approval `max + 1` in the window is refused.
+/// Declined purchases do not count; reversed or voided ones still do (velocity counts the
+/// approvals the host gave). The window is measured on the request times the host is
+/// given, across all terminals, and is not reset by settlement.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityConfig {
+    #[serde(deserialize_with = "approval_count")]
+    pub max: u32,
+    /// `"10m"`, `"1h"`, `"90s"`.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+    #[serde(default = "code_59")]
+    pub code: ResponseCode,
+}
+
+/// A purchase above `above` from a card the host has never approved before is declined
+/// with `code`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnusualAmountConfig {
+    pub above: Amount,
+    #[serde(default = "code_59")]
+    pub code: ResponseCode,
+}
+
+fn approval_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let text = d.deserialize_any(ScalarText)?;
+    text.parse().map_err(|_| {
+        de::Error::custom(format!(
+            "max is a number of approvals (a whole number), not {text:?}"
+        ))
+    })
+}
+
+fn code_59() -> ResponseCode {
+    ResponseCode(*b"59")
+}
+
 // ---------------------------------------------------------------------------------------
 // Checked value types.
 
@@ -567,9 +622,12 @@ impl<'de> Deserialize<'de> for TidRange {
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = d.deserialize_any(ScalarText)?;
     humantime::parse_duration(&text)
-        .map(Some)
         .map_err(|e| de::Error::custom(format!("a duration like \"1500ms\" or \"35s\": {e}")))
 }
 

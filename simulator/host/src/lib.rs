@@ -15,8 +15,10 @@
 //!   get an approval code (DE 38) and an RRN (DE 37), both unique; the same TID + STAN +
 //!   amount again within the batch is a duplicate (`94`, or the first answer again);
 //!   processing code 02xxxx/22xxxx is a void of the original named by DE 37 (its RRN) or
-//!   DE 90, 20xxxx a refund;
-//! - 0120/0220 advices: recorded and acknowledged, repeats answered as before;
+//!   DE 90, 20xxxx a refund; risk monitoring ([`config::RiskConfig`]: velocity, unusual
+//!   amounts) can then turn a purchase approval into a decline (`59`);
+//! - 0120/0220 advices: recorded and acknowledged, repeats answered as before; a 0220
+//!   completion of a 0100 pre-authorisation settles (the 0100 never does);
 //! - 0400/0420 (repeats 0401/0421): matched to the original by TID + STAN (DE 90 where
 //!   present, else DE 11); idempotent, never reversing twice; an unknown original gets
 //!   `25` (configurable);
@@ -32,6 +34,7 @@ pub mod fuzz;
 pub mod ids;
 mod machine;
 pub mod redact;
+mod risk;
 pub mod rules;
 pub mod security;
 pub mod settlement;

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use poslab_iso8583::{Field, Message, Mti};
-use poslab_sensitive::mask_pan;
+use poslab_sensitive::{mask_pan, Pan};
 
 use crate::config::{
     Amount, BadFrames, CardKind, CardProfileConfig, Config, Delivery, DuplicateMode, ResponseCode,
     UnsolicitedConfig,
 };
 use crate::ids::{mmddhhmmss, IdGenerator};
+use crate::risk::Risk;
 use crate::rules::{Facts, Rule, RuleSet};
 use crate::security::{NoSecurity, Security};
 use crate::settlement::{Difference, Totals};
@@ -213,6 +214,7 @@ pub struct Host {
     ids: IdGenerator,
     stan: u32,
     security: Box<dyn Security>,
+    risk: Risk,
 }
 
 #[derive(Clone, Debug)]
@@ -283,6 +285,12 @@ fn kind_of(processing_code: &str, settles: bool) -> TxnKind {
     }
 }
 
+/// A purchase-like processing code (goods and services, cash, cashback: the cardholder is
+/// debited), whatever the message class: what risk monitoring looks at.
+fn is_purchase(processing_code: &str) -> bool {
+    kind_of(processing_code, true) == TxnKind::Debit
+}
+
 /// What the flow decided before rules, and what to change if the answer is an approval.
 struct Outcome {
     code: ResponseCode,
@@ -351,6 +359,7 @@ impl Host {
             ids: IdGenerator::default(),
             stan: 0,
             security: Box::new(NoSecurity),
+            risk: Risk::default(),
         }
     }
 
@@ -448,6 +457,22 @@ impl Host {
                     "stand-in approval (issuer unavailable, amount within {})",
                     Amount(limit)
                 ));
+            }
+        }
+
+        // risk monitoring (velocity, unusual amounts) turns a purchase approval into a decline
+        let purchase = matches!(flow, Flow::Authorization | Flow::Financial)
+            && matches!(&outcome.effect, Effect::Record(t) if is_purchase(&t.processing_code));
+        if let Some(card) = pan.as_deref().filter(|_| purchase).map(Pan::new) {
+            if code.is_approved() {
+                let risk = &self.config.risk;
+                match self.risk.check(risk, &card, amount.unwrap_or(0), ctx.now) {
+                    Some((risk_code, note)) => {
+                        code = risk_code;
+                        outcome.notes.push(note);
+                    }
+                    None => self.risk.approved(risk, &card, ctx.now),
+                }
             }
         }
 
@@ -837,8 +862,39 @@ impl Host {
         }
 
         let mut o = Outcome::code(b"00");
+        if flow == Flow::Advice && class == "22" {
+            // a completion advice names its pre-authorisation (DE 90, or DE 37 its RRN);
+            // it settles, the authorisation (0100) never does
+            if let Some(auth) = self.authorisation_of(req, tid) {
+                o.notes.push(format!(
+                    "completes the {} of STAN {:06} (authorised {})",
+                    auth.mti,
+                    auth.stan,
+                    Amount(auth.amount)
+                ));
+                if amount > auth.amount {
+                    o.notes
+                        .push("the completion's amount is above the authorised amount".into());
+                }
+            }
+        }
         o.effect = Effect::Record(Box::new(txn));
         o
+    }
+
+    /// The approved authorisation (01xx) a completion advice names: by DE 90 (original
+    /// MTI and STAN), else by DE 37 (its RRN).
+    fn authorisation_of(&self, req: &Message, tid: &str) -> Option<&Txn> {
+        let t = self.terminals.get(tid)?;
+        let is_auth = |x: &&Txn| x.mti.get(1..2) == Some("1") && x.code.is_approved();
+        let by_orig = original_data(req)
+            .filter(|(m, _)| m.get(1..2) == Some("1"))
+            .and_then(|(_, s)| t.batch.get(*t.by_stan.get(&s?)?))
+            .filter(is_auth);
+        by_orig.or_else(|| {
+            let rrn = req.text(37)?;
+            t.batch.iter().rev().filter(is_auth).find(|x| x.rrn == rrn)
+        })
     }
 
     fn reversal(&mut self, req: &Message, tid: &str, stan: u32) -> Outcome {

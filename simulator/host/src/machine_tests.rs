@@ -17,6 +17,13 @@ fn host() -> Host {
     Host::new(Config::default_config())
 }
 
+/// The default configuration without its risk checks (many sales with one card).
+fn host_without_risk() -> Host {
+    let mut config = Config::default_config();
+    config.risk = Default::default();
+    Host::new(config)
+}
+
 fn ctx(t: u64) -> RequestContext {
     RequestContext {
         conn: 1,
@@ -131,7 +138,7 @@ fn a_purchase_is_approved_with_an_approval_code_and_rrn() {
 
 #[test]
 fn approval_codes_and_rrns_are_unique() {
-    let mut h = host();
+    let mut h = host_without_risk();
     let mut seen = std::collections::HashSet::new();
     for stan in 1..=200 {
         let d = h.handle(&sale(stan, 100), &ctx(stan as u64));
@@ -579,4 +586,276 @@ fn the_seed_sessions_reach_the_flows() {
         rest = &rest[2 + len..];
     }
     assert_eq!(codes, ["00", "00", "51", "00"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Risk monitoring (velocity, unusual amounts) and pre-authorisation with completion.
+
+const OTHER_PAN: &str = "5413330089600010";
+
+fn sale_by(pan: &str, stan: u32, minor: u64) -> Message {
+    let mut m = sale(stan, minor);
+    m.set(2, Field::Text(pan.to_string()));
+    m
+}
+
+fn config_with(yaml: &str) -> Config {
+    let mut config = Config::default_config();
+    config.risk = Config::from_yaml(yaml, "risk.yaml").unwrap().risk;
+    config
+}
+
+#[test]
+fn velocity_declines_the_sixth_approval_within_ten_minutes_with_59() {
+    let mut h = host();
+    for stan in 1..=5 {
+        let d = h.handle(&sale(stan, 1000), &ctx(60 * u64::from(stan)));
+        assert_eq!(code(&d), "00", "purchase {stan}");
+    }
+    let d = h.handle(&sale(6, 1000), &ctx(360));
+    assert_eq!(code(&d), "59");
+    assert_eq!(reply(&d).mti.as_str(), "0210");
+    assert!(reply(&d).get(38).is_none(), "no approval code on a decline");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("velocity: 5 approvals in window")),
+        "{:?}",
+        d.notes
+    );
+    assert!(d.notes.iter().all(|n| !n.contains(PAN)), "{:?}", d.notes);
+    // declined: not in the totals, and it does not count either
+    assert_eq!(h.terminal(TID).unwrap().totals().debits, 5);
+    assert_eq!(code(&h.handle(&sale(7, 1000), &ctx(361))), "59");
+    // the first approval (t = 60) leaves the window at t = 660: one more is approved
+    assert_eq!(code(&h.handle(&sale(8, 1000), &ctx(659))), "59");
+    assert_eq!(code(&h.handle(&sale(9, 1000), &ctx(660))), "00");
+    assert_eq!(code(&h.handle(&sale(10, 1000), &ctx(661))), "59");
+}
+
+#[test]
+fn velocity_window_expiry_resets_the_count() {
+    let mut h = host();
+    for stan in 1..=5 {
+        assert_eq!(code(&h.handle(&sale(stan, 1000), &ctx(0))), "00");
+    }
+    assert_eq!(code(&h.handle(&sale(6, 1000), &ctx(599))), "59");
+    for stan in 7..=11 {
+        let d = h.handle(&sale(stan, 1000), &ctx(600));
+        assert_eq!(code(&d), "00", "purchase {stan} in a fresh window");
+    }
+    assert_eq!(code(&h.handle(&sale(12, 1000), &ctx(600))), "59");
+}
+
+#[test]
+fn velocity_leaves_other_cards_alone() {
+    let mut h = host();
+    for stan in 1..=5 {
+        h.handle(&sale(stan, 1000), &ctx(0));
+    }
+    assert_eq!(code(&h.handle(&sale(6, 1000), &ctx(1))), "59");
+    for stan in 7..=11 {
+        let d = h.handle(&sale_by(OTHER_PAN, stan, 1000), &ctx(2));
+        assert_eq!(code(&d), "00", "other card, purchase {stan}");
+    }
+    assert_eq!(
+        code(&h.handle(&sale_by(OTHER_PAN, 12, 1000), &ctx(3))),
+        "59"
+    );
+}
+
+#[test]
+fn velocity_counts_reversed_approvals_but_not_declines() {
+    let mut h = host();
+    // rule declines (905.51 -> 51) do not count
+    for stan in 1..=3 {
+        assert_eq!(code(&h.handle(&sale(stan, 90551), &ctx(0))), "51");
+    }
+    for stan in 4..=8 {
+        assert_eq!(code(&h.handle(&sale(stan, 1000), &ctx(1))), "00");
+    }
+    // a reversed approval still counts
+    assert_eq!(
+        code(&h.handle(&reversal("0400", 9, 8, 1000), &ctx(2))),
+        "00"
+    );
+    assert_eq!(code(&h.handle(&sale(10, 1000), &ctx(3))), "59");
+    // refunds and voids are not purchases: risk leaves them alone
+    assert_eq!(
+        code(&h.handle(&sale_with("200000", 11, 500), &ctx(4))),
+        "00"
+    );
+}
+
+#[test]
+fn velocity_is_off_when_absent() {
+    let mut h = host_without_risk();
+    for stan in 1..=20 {
+        assert_eq!(code(&h.handle(&sale(stan, 1000), &ctx(0))), "00");
+    }
+}
+
+#[test]
+fn unusual_amounts_from_a_new_card_are_declined_59() {
+    let yaml = "risk:\n  unusual_amount: { above: \"5000.00\", code: \"59\" }\n";
+    let mut h = Host::new(config_with(yaml));
+    let d = h.handle(&sale(1, 600_000), &ctx(0));
+    assert_eq!(code(&d), "59");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("unusual amount: 6000.00")),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(
+        code(&h.handle(&sale(2, 500_000), &ctx(1))),
+        "00",
+        "not above"
+    );
+    assert_eq!(
+        code(&h.handle(&sale(3, 600_000), &ctx(2))),
+        "00",
+        "known card"
+    );
+    let d = h.handle(&sale_by(OTHER_PAN, 4, 600_000), &ctx(3));
+    assert_eq!(code(&d), "59", "another new card");
+    // with velocity absent, many approvals are fine
+    for stan in 5..=15 {
+        assert_eq!(code(&h.handle(&sale(stan, 100), &ctx(4))), "00");
+    }
+}
+
+#[test]
+fn risk_configuration_is_read_and_errors_name_line_and_column() {
+    let config = Config::default_config();
+    let v = config.risk.velocity.expect("velocity on by default");
+    assert_eq!(
+        (v.max, v.window, v.code.as_str()),
+        (5, Duration::from_secs(600), "59")
+    );
+    assert!(config.risk.unusual_amount.is_none());
+
+    let yaml = "risk:\n  velocity: {max: 3, window: 90s}\n";
+    let v = Config::from_yaml(yaml, "r.yaml")
+        .unwrap()
+        .risk
+        .velocity
+        .unwrap();
+    assert_eq!(
+        (v.max, v.window, v.code.as_str()),
+        (3, Duration::from_secs(90), "59")
+    );
+
+    let cases = [
+        (
+            "risk:\n  velocity:\n    max: 3\n    window: ten minutes\n",
+            "v.yaml:4:13",
+            "duration",
+        ),
+        (
+            "risk:\n  velocity:\n    max: 3\n    window: 10m\n    code: \"5\"\n",
+            "v.yaml:5:11",
+            "response code",
+        ),
+        (
+            "risk:\n  velocity:\n    max: many\n    window: 10m\n",
+            "v.yaml:3",
+            "max",
+        ),
+        (
+            "risk:\n  velocity:\n    window: 10m\n",
+            "v.yaml:3",
+            "missing field `max`",
+        ),
+        (
+            "risk:\n  unusual_amount: {above: \"lots\"}\n",
+            "v.yaml:2",
+            "amount",
+        ),
+        ("risk:\n  velocty: {max: 3}\n", "v.yaml:2", "velocty"),
+    ];
+    for (yaml, at, what) in cases {
+        let err = Config::from_yaml(yaml, "v.yaml").unwrap_err().to_string();
+        assert!(err.starts_with(at), "{yaml:?}: {err}");
+        assert!(err.contains(what), "{yaml:?}: {err}");
+    }
+}
+
+#[test]
+fn a_pre_authorisation_is_completed_by_a_0220_that_settles() {
+    let mut h = host();
+    // 0100: pre-authorisation of 100.00, approved, not in the settlement totals
+    let mut auth = sale(1, 10_000);
+    auth.mti = Mti::new("0100").unwrap();
+    let d = h.handle(&auth, &ctx(0));
+    assert_eq!(code(&d), "00");
+    let r = reply(&d);
+    assert_eq!(r.mti.as_str(), "0110");
+    let rrn = r.text(37).unwrap().to_string();
+    let approval = r.text(38).unwrap().to_string();
+    assert_eq!(h.terminal(TID).unwrap().totals(), Totals::default());
+
+    // 0220: the completion of 80.00 names the authorisation (DE 90, DE 37, DE 38)
+    let mut completion = sale(2, 8_000);
+    completion.mti = Mti::new("0220").unwrap();
+    completion.set(37, Field::Text(rrn.clone()));
+    completion.set(38, Field::Text(approval.clone()));
+    let de90 = format!("0100000001{}{}", "1123101010", "0".repeat(22));
+    completion.set(90, Field::Text(de90));
+    let d = h.handle(&completion, &ctx(60));
+    assert_eq!(code(&d), "00");
+    let r = reply(&d);
+    assert_eq!(r.mti.as_str(), "0230");
+    assert_eq!(r.text(37), Some(rrn.as_str()));
+    assert_eq!(r.text(38), Some(approval.as_str()));
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n == "completes the 0100 of STAN 000001 (authorised 100.00)"),
+        "{:?}",
+        d.notes
+    );
+
+    // the completion, not the authorisation, is in the totals (DE 76/88)
+    let expected = Totals {
+        debits: 1,
+        debits_amount: 8_000,
+        ..Default::default()
+    };
+    assert_eq!(h.terminal(TID).unwrap().totals(), expected);
+    let fields: std::collections::BTreeMap<u16, String> = expected.fields().into_iter().collect();
+    assert_eq!(fields.get(&76).map(String::as_str), Some("0000000001"));
+    assert_eq!(
+        fields.get(&88).map(String::as_str),
+        Some("0000000000008000")
+    );
+    let d = h.handle(&settle("920000", 3, &expected), &ctx(120));
+    assert_eq!(code(&d), "00");
+    assert_eq!(h.terminal(TID).unwrap().batches_closed, 1);
+}
+
+#[test]
+fn a_completion_found_by_its_rrn_and_above_the_authorisation_is_noted() {
+    let mut h = host();
+    let mut auth = sale(1, 10_000);
+    auth.mti = Mti::new("0100").unwrap();
+    let d = h.handle(&auth, &ctx(0));
+    let rrn = reply(&d).text(37).unwrap().to_string();
+    let mut completion = sale(2, 12_000);
+    completion.mti = Mti::new("0220").unwrap();
+    completion.set(37, Field::Text(rrn));
+    let d = h.handle(&completion, &ctx(1));
+    assert_eq!(code(&d), "00", "an advice is acknowledged");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("above the authorised amount")),
+        "{:?}",
+        d.notes
+    );
+    assert!(d
+        .notes
+        .iter()
+        .any(|n| n.starts_with("completes the 0100 of STAN 000001")));
 }
