@@ -46,6 +46,8 @@ pub enum Command {
     Proxy(cmd::proxy::Args),
     /// Print the JSON Schema of bench files
     Schema(cmd::schema::Args),
+    /// Run Gherkin features against a bench (the main job)
+    Run(cmd::run::Args),
 }
 
 /// Logs go to stderr so that stdout stays the command's output (JSON lines, tables).

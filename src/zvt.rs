@@ -85,7 +85,7 @@ fn journal_apdu(
     journal.record(link, "zvt", body);
 }
 
-fn log_terminal_event(ev: TerminalEvent, journal: &Journal, link: &str) {
+pub fn log_terminal_event(ev: TerminalEvent, journal: &Journal, link: &str) {
     match ev {
         TerminalEvent::Apdu {
             dir,

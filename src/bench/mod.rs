@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use crate::journal::Journal;
 use crate::pty::FdStream;
 
+pub mod live;
 pub mod power;
 pub mod process;
 pub mod serial;

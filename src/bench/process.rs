@@ -272,6 +272,16 @@ impl Wiring {
                         .insert(hole.clone(), path.display().to_string());
                     wiring.ptys.insert(peer.clone(), pty);
                 }
+                Placeholder::Listen(peer) => {
+                    // reserve a free port for the process to listen on
+                    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+                        .and_then(|l| l.local_addr())
+                        .map_err(|err| DutError::Io {
+                            what: format!("loopback port for {peer}"),
+                            err,
+                        })?;
+                    wiring.values.insert(hole.clone(), addr.to_string());
+                }
                 Placeholder::Workdir => {
                     wiring
                         .values

@@ -11,6 +11,7 @@ pub mod host;
 pub mod load;
 pub mod printer;
 pub mod proxy;
+pub mod run;
 pub mod schema;
 pub mod zvt_terminal;
 
@@ -25,5 +26,6 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::ZvtTerminal(args) => zvt_terminal::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -33,6 +33,30 @@ pub struct BenchFile {
     /// first (the client). Upstream is FROM to TO, downstream TO to FROM.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, Link>,
+    /// What the terminal is given before it goes live: its master key and its parameters
+    /// (the TMS takes both over later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<Provisioning>,
+}
+
+/// Keys and parameters of the terminal under test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provisioning {
+    /// TEST key file (default: poslab's fixtures/keys/test-keys.yaml, built in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
+    /// Name of the terminal master key in the key file (default `tmk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    /// Terminal parameters by name (tid, mid, merchant_name, currency, host_timeout_ms,
+    /// contactless_cvm_limit, training, fees, receipt_header, ...); the rest keep their
+    /// defaults. `poslab terminal --help` lists them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// Host configuration file (default: the built-in scenarios/host/default.yaml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_config: Option<String>,
 }
 
 /// The kinds of node a bench knows.

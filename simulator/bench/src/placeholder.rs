@@ -12,6 +12,9 @@ pub enum Placeholder {
     Port(String),
     /// `{NODE_pty}`: the path of a pty whose other end poslab holds for the link to NODE.
     Pty(String),
+    /// `{NODE_listen}`: a free loopback address (`127.0.0.1:PORT`) where the *process*
+    /// listens and the emulated NODE connects (a card connects to its reader).
+    Listen(String),
     /// `{workdir}`: a directory that outlives restarts (the program keeps its journal there).
     Workdir,
     /// `{poslab}`: the path of the running poslab binary (to start `poslab terminal`).
@@ -30,6 +33,9 @@ impl Placeholder {
         if let Some(node) = name.strip_suffix("_pty") {
             return Placeholder::Pty(node.to_owned());
         }
+        if let Some(node) = name.strip_suffix("_listen") {
+            return Placeholder::Listen(node.to_owned());
+        }
         if let Some(node) = name.strip_suffix("_port") {
             return Placeholder::Port(node.to_owned());
         }
@@ -39,7 +45,10 @@ impl Placeholder {
     /// The node the placeholder belongs to (`None` for `{workdir}`).
     pub fn node(&self) -> Option<&str> {
         match self {
-            Placeholder::Addr(n) | Placeholder::Port(n) | Placeholder::Pty(n) => Some(n),
+            Placeholder::Addr(n)
+            | Placeholder::Port(n)
+            | Placeholder::Pty(n)
+            | Placeholder::Listen(n) => Some(n),
             Placeholder::Workdir | Placeholder::Poslab => None,
         }
     }
@@ -51,6 +60,7 @@ impl fmt::Display for Placeholder {
             Placeholder::Addr(n) => write!(f, "{{{n}}}"),
             Placeholder::Port(n) => write!(f, "{{{n}_port}}"),
             Placeholder::Pty(n) => write!(f, "{{{n}_pty}}"),
+            Placeholder::Listen(n) => write!(f, "{{{n}_listen}}"),
             Placeholder::Workdir => f.write_str("{workdir}"),
             Placeholder::Poslab => f.write_str("{poslab}"),
         }

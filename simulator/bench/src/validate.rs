@@ -223,8 +223,10 @@ fn check_process(file: &BenchFile, name: &str, process: &Process, p: &mut Proble
                                 "placeholder {hole}: node `{node}` has no link to `{name}`; add `links: {{ {name}->{node}: {{}} }}` (or the other way round)"
                             ),
                         );
-                    } else if matches!(hole, Placeholder::Addr(_) | Placeholder::Port(_))
-                        && file.nodes.get(node).is_some_and(|n| !n.is_emulated())
+                    } else if matches!(
+                        hole,
+                        Placeholder::Addr(_) | Placeholder::Port(_) | Placeholder::Listen(_)
+                    ) && file.nodes.get(node).is_some_and(|n| !n.is_emulated())
                     {
                         p.value(
                             &path,

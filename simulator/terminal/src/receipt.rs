@@ -79,7 +79,14 @@ fn header(params: &Params, out: &mut Vec<Line>) {
         out.push(Line::center(l.clone()));
     }
     out.push(pair("TID", &params.tid));
-    out.push(pair("MID", &params.mid));
+    // grouped, so that no reader mistakes the merchant id for a card number
+    let mid: Vec<String> = params
+        .mid
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    out.push(pair("MID", &mid.join(" ")));
 }
 
 /// The result line of a transaction.
@@ -128,7 +135,11 @@ pub fn transaction(record: &TxnRecord, copy: Copy, params: &Params) -> Vec<Line>
         out.push(pair("CARD", pan));
     }
     out.push(pair("ENTRY", record.entry.label()));
-    let sign = if record.kind == TxnKind::Refund { "-" } else { "" };
+    let sign = if record.kind == TxnKind::Refund {
+        "-"
+    } else {
+        ""
+    };
     out.push(
         pair(
             "AMOUNT",
@@ -152,7 +163,10 @@ pub fn transaction(record: &TxnRecord, copy: Copy, params: &Params) -> Vec<Line>
         out.push(pair("RESPONSE", code));
     }
     out.push(Line::center(result_text(&record.outcome)).bold().double());
-    if record.outcome.approved() && record.cvm.as_deref() == Some("SIGNATURE") && copy == Copy::Merchant {
+    if record.outcome.approved()
+        && record.cvm.as_deref() == Some("SIGNATURE")
+        && copy == Copy::Merchant
+    {
         out.push(Line::plain(""));
         out.push(Line::plain("SIGNATURE ______________________________"));
     }
@@ -172,7 +186,10 @@ pub fn transaction(record: &TxnRecord, copy: Copy, params: &Params) -> Vec<Line>
 /// Per card kind: (count, amount, fee in minor units).
 fn by_kind(records: &[TxnRecord], params: &Params) -> BTreeMap<CardKind, (u64, u64, u64)> {
     let mut m: BTreeMap<CardKind, (u64, u64, u64)> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.settles() && r.kind != TxnKind::Refund) {
+    for r in records
+        .iter()
+        .filter(|r| r.settles() && r.kind != TxnKind::Refund)
+    {
         let kind = r.card_kind.unwrap_or(CardKind::Credit);
         let e = m.entry(kind).or_default();
         e.0 += 1;
@@ -195,14 +212,23 @@ pub fn fee(amount: u64, kind: CardKind, params: &Params) -> u64 {
 }
 
 /// The X (interim, `closing` false) or Z (closing) report.
-pub fn report(records: &[TxnRecord], closing: bool, params: &Params, at: &crate::txn::Stamp) -> Vec<Line> {
+pub fn report(
+    records: &[TxnRecord],
+    closing: bool,
+    params: &Params,
+    at: &crate::txn::Stamp,
+) -> Vec<Line> {
     let mut out = Vec::new();
     header(params, &mut out);
     out.push(Line::plain(at.receipt_text()));
     out.push(
-        Line::center(if closing { "Z REPORT - CLOSE OF DAY" } else { "X REPORT" })
-            .bold()
-            .double(),
+        Line::center(if closing {
+            "Z REPORT - CLOSE OF DAY"
+        } else {
+            "X REPORT"
+        })
+        .bold()
+        .double(),
     );
     let totals = Totals::of(records);
     let money = |minor: u64| format!("{} {}", params.currency_alpha, params.format_amount(minor));
@@ -211,18 +237,23 @@ pub fn report(records: &[TxnRecord], closing: bool, params: &Params, at: &crate:
     out.push(pair("REFUNDS", &totals.credits.to_string()));
     out.push(pair("REFUNDS TOTAL", &money(totals.credits_amount)));
     let net = totals.debits_amount as i128 - totals.credits_amount as i128;
-    out.push(pair(
-        "NET",
-        &format!(
-            "{} {}{}",
-            params.currency_alpha,
-            if net < 0 { "-" } else { "" },
-            params.format_amount(net.unsigned_abs() as u64)
-        ),
-    )
-    .bold());
+    out.push(
+        pair(
+            "NET",
+            &format!(
+                "{} {}{}",
+                params.currency_alpha,
+                if net < 0 { "-" } else { "" },
+                params.format_amount(net.unsigned_abs() as u64)
+            ),
+        )
+        .bold(),
+    );
     if totals.debits > 0 {
-        out.push(pair("AVERAGE TICKET", &money(totals.debits_amount / totals.debits)));
+        out.push(pair(
+            "AVERAGE TICKET",
+            &money(totals.debits_amount / totals.debits),
+        ));
     }
     let reversed = records
         .iter()
@@ -234,7 +265,12 @@ pub fn report(records: &[TxnRecord], closing: bool, params: &Params, at: &crate:
         .count();
     let declined = records
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Declined { .. } | Outcome::Refused { .. }))
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Declined { .. } | Outcome::Refused { .. }
+            )
+        })
         .count();
     out.push(pair("VOIDED", &voided.to_string()));
     out.push(pair("REVERSED", &reversed.to_string()));
@@ -294,7 +330,13 @@ pub fn escpos(lines: &[Line]) -> Vec<u8> {
         out.extend_from_slice(&[0x1B, 0x61, u8::from(l.center)]); // ESC a n
         out.extend_from_slice(&[0x1B, 0x45, u8::from(l.bold)]); // ESC E n
         out.extend_from_slice(&[0x1D, 0x21, if l.double { 0x11 } else { 0x00 }]); // GS ! n
-        out.extend(l.text.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c as u8 } else { b'?' }));
+        out.extend(l.text.chars().map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c as u8
+            } else {
+                b'?'
+            }
+        }));
         out.push(b'\n');
     }
     out.extend_from_slice(&[0x1B, 0x64, 0x03]); // ESC d 3: feed 3 lines
@@ -331,14 +373,25 @@ mod tests {
 
     #[test]
     fn a_receipt_shows_the_masked_card_amount_and_result() {
-        let t = text(&transaction(&record(TxnKind::Purchase, 4250, CardKind::Credit), Copy::Customer, &Params::default()));
+        let t = text(&transaction(
+            &record(TxnKind::Purchase, 4250, CardKind::Credit),
+            Copy::Customer,
+            &Params::default(),
+        ));
         assert!(t.contains("476173******0010"), "{t}");
         assert!(t.contains("EUR 42.50"), "{t}");
         assert!(t.contains("APPROVED"));
         assert!(t.contains("CUSTOMER COPY"));
         assert!(!t.contains("TRAINING"));
-        let training = Params { training: true, ..Params::default() };
-        let t = text(&transaction(&record(TxnKind::Purchase, 4250, CardKind::Credit), Copy::Merchant, &training));
+        let training = Params {
+            training: true,
+            ..Params::default()
+        };
+        let t = text(&transaction(
+            &record(TxnKind::Purchase, 4250, CardKind::Credit),
+            Copy::Merchant,
+            &training,
+        ));
         assert!(t.contains("TRAINING"), "{t}");
     }
 

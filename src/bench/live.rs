@@ -1,0 +1,645 @@
+//! A bench brought to life: every emulated node started and wired to the terminal under
+//! test, the one journal every node writes to, and the handles steps act through.
+//!
+//! With every node emulated the links are in-memory pipes and the run uses simulated time;
+//! with the terminal a `process:` (poslab's own `poslab terminal`, or a firmware build) the
+//! emulated nodes serve it on loopback ports and ptys from [`Wiring`], in real time. Steps
+//! act on the emulated nodes (the cash register starts a sale, the cardholder inserts a
+//! card or types a PIN, the printer runs out of paper, the host declines the next request)
+//! and read the journal; they never reach into the terminal.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use poslab_bench::{Bench, TimeMode};
+use poslab_crypto::KeyFile;
+use poslab_emv::card::{Card, VpcdCard};
+use poslab_emv::profile::{CardProfile, Interface};
+use poslab_escpos::device::{Fault, FaultKind};
+use poslab_host::crypto_security::CryptoSecurity;
+use poslab_host::Host;
+use poslab_iso8583::Spec;
+use poslab_terminal::keypad::{self, Decoder, Key, PadLine};
+use poslab_terminal::params::Params;
+use poslab_zvt::ecr::{Ecr, EcrCommand, EcrConfig, Outcome};
+use poslab_zvt::link::LinkConfig;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::process::{ProcessConfig, ProcessDut, Wiring};
+use crate::host::HostServer;
+use crate::journal::Journal;
+use crate::link::{BoxIo, Dialer, Incoming, Offer};
+use crate::net::{Handler, Peer};
+use crate::printer::{self, PrinterHandle};
+use crate::terminal;
+
+/// The key file built into poslab (TEST keys only).
+pub const TEST_KEYS: &str = include_str!("../../fixtures/keys/test-keys.yaml");
+
+/// Where the card profiles live.
+pub fn card_profile_path(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = PathBuf::from(name);
+    if p.extension().is_some() {
+        return p;
+    }
+    let local = PathBuf::from("fixtures/cards").join(format!("{name}.yaml"));
+    if local.exists() {
+        return local;
+    }
+    root.join("fixtures/cards").join(format!("{name}.yaml"))
+}
+
+/// The terminal under test.
+enum Dut {
+    Embedded {
+        task: tokio::task::JoinHandle<()>,
+        token: CancellationToken,
+    },
+    Process(ProcessDut),
+}
+
+/// How the bench reaches the terminal's card reader.
+enum ReaderSide {
+    Memory(Arc<Mutex<Offer>>),
+    Tcp(String),
+}
+
+pub struct LiveBench {
+    pub name: String,
+    pub time: TimeMode,
+    pub seed: u64,
+    pub journal: Journal,
+    pub host: Arc<Mutex<Host>>,
+    pub printer: PrinterHandle,
+    ecr: EcrDriver,
+    pad: PadDriver,
+    reader: ReaderSide,
+    cards: HashMap<String, Arc<tokio::sync::Mutex<VpcdCard>>>,
+    dut: Dut,
+    /// For restarting the embedded terminal after a power loss.
+    embedded: Option<EmbeddedParts>,
+    pub workdir: PathBuf,
+    shutdown: CancellationToken,
+    pub params: Params,
+}
+
+struct EmbeddedParts {
+    config: terminal::Config,
+    host_offer: Offer,
+    printer_offer: Offer,
+}
+
+/// Options of a run that are not in the bench file.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub workdir: PathBuf,
+    /// Parameter overrides for this scenario (on top of the bench file's).
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+fn load_params(
+    bench: &Bench,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<Params> {
+    let mut map = serde_json::Map::new();
+    if let Some(p) = &bench.file().provisioning {
+        for (k, v) in &p.parameters {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in extra {
+        map.insert(k.clone(), v.clone());
+    }
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| anyhow::anyhow!("bench {}: provisioning.parameters: {e}", bench.source()))
+}
+
+fn key_file(bench: &Bench) -> anyhow::Result<KeyFile> {
+    let text = match bench
+        .file()
+        .provisioning
+        .as_ref()
+        .and_then(|p| p.keys.as_ref())
+    {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("key file {path}: {e}"))?
+        }
+        None => TEST_KEYS.to_string(),
+    };
+    KeyFile::parse(&text).map_err(|e| anyhow::anyhow!("key file: {e}"))
+}
+
+fn host_config(bench: &Bench) -> anyhow::Result<poslab_host::config::Config> {
+    crate::cmd::host::load_config(
+        bench
+            .file()
+            .provisioning
+            .as_ref()
+            .and_then(|p| p.host_config.as_deref())
+            .map(Path::new),
+    )
+}
+
+impl LiveBench {
+    /// Starts every node of `bench` and the terminal under test.
+    pub async fn start(bench: &Bench, options: RunOptions) -> anyhow::Result<LiveBench> {
+        let journal = Journal::in_memory();
+        let shutdown = CancellationToken::new();
+        let params = load_params(bench, &options.params)?;
+        let keys = key_file(bench)?;
+        let tmk_name = bench
+            .file()
+            .provisioning
+            .as_ref()
+            .and_then(|p| p.master_key.clone())
+            .unwrap_or_else(|| "tmk".into());
+        let tmk = keys
+            .key(&tmk_name)
+            .map_err(|e| anyhow::anyhow!("master key {tmk_name}: {e}"))?
+            .clone();
+        let spec =
+            Spec::builtin("iso87ascii").ok_or_else(|| anyhow::anyhow!("no iso87ascii spec"))?;
+
+        // the host
+        let mut host = Host::new(host_config(bench)?);
+        host.set_security(Box::new(
+            CryptoSecurity::from_key_file(&keys, options.seed)
+                .map_err(|e| anyhow::anyhow!("host keys: {e}"))?,
+        ));
+        let server = HostServer::new(host, spec.clone(), journal.clone());
+        let host_state = server.host();
+        // the printer
+        let (printer, _task) = printer::spawn(
+            printer::Options {
+                link: "printer".into(),
+                ..printer::Options::default()
+            },
+            journal.clone(),
+        )?;
+        std::fs::create_dir_all(&options.workdir)?;
+        let time = bench.time_mode();
+        let terminal_node = bench.node("terminal");
+        let process = terminal_node.and_then(|n| n.process.clone());
+
+        if let Some(spec_proc) = process {
+            // the terminal is a program: serve it on loopback ports and ptys
+            let mut wiring = Wiring::allocate(bench, "terminal", &options.workdir).await?;
+            let host_listener = wiring
+                .take_listener("host")
+                .ok_or_else(|| anyhow::anyhow!("the process has no {{host}}"))?;
+            serve_incoming(Incoming::tcp(host_listener), server, shutdown.clone());
+            if let Some(l) = wiring.take_listener("printer") {
+                serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
+            }
+            let ecr_pty = wiring
+                .take_pty("ecr")
+                .ok_or_else(|| anyhow::anyhow!("the process has no {{ecr_pty}}"))?;
+            let pad_pty = wiring
+                .take_pty("keypad")
+                .ok_or_else(|| anyhow::anyhow!("the process has no {{keypad_pty}}"))?;
+            let reader = wiring
+                .value(&poslab_bench::Placeholder::Listen("reader".into()))
+                .ok_or_else(|| anyhow::anyhow!("the process has no {{reader_listen}}"))?;
+            let mut config = ProcessConfig::new("terminal", &spec_proc, &options.workdir, |p| {
+                wiring.value(p)
+            })?;
+            config
+                .env
+                .push(("POSLAB_SEED".into(), options.seed.to_string()));
+            let params_json = serde_json::to_string(&params)?;
+            config
+                .env
+                .push(("POSLAB_TERMINAL_PARAMS".into(), params_json));
+            let dut = ProcessDut::start(config, journal.clone()).await?;
+            let ecr = EcrDriver::start(Box::new(ecr_pty), LinkConfig::serial(), journal.clone());
+            let pad = PadDriver::start(Box::new(pad_pty), journal.clone());
+            return Ok(LiveBench {
+                name: bench.name().to_string(),
+                time,
+                seed: options.seed,
+                journal,
+                host: host_state,
+                printer,
+                ecr,
+                pad,
+                reader: ReaderSide::Tcp(reader),
+                cards: HashMap::new(),
+                dut: Dut::Process(dut),
+                embedded: None,
+                workdir: options.workdir,
+                shutdown,
+                params,
+            });
+        }
+
+        // every node emulated: in-memory links
+        let (host_offer, host_incoming) = Incoming::channel();
+        serve_incoming(host_incoming, server, shutdown.clone());
+        let (printer_offer, printer_incoming) = Incoming::channel();
+        serve_printer(printer_incoming, printer.clone(), shutdown.clone());
+        let config = terminal::Config {
+            params: params.clone(),
+            tmk,
+            state_dir: options.workdir.join("terminal"),
+            seed: options.seed,
+            spec,
+            software_version: format!("poslab-terminal {}", env!("CARGO_PKG_VERSION")),
+            wall_start: wall_start(),
+        };
+        let parts = EmbeddedParts {
+            config,
+            host_offer,
+            printer_offer,
+        };
+        let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(&parts, &journal);
+        let ecr = EcrDriver::start(ecr_stream, LinkConfig::tcp(), journal.clone());
+        let pad = PadDriver::start(pad_stream, journal.clone());
+        Ok(LiveBench {
+            name: bench.name().to_string(),
+            time,
+            seed: options.seed,
+            journal,
+            host: host_state,
+            printer,
+            ecr,
+            pad,
+            reader: ReaderSide::Memory(Arc::new(Mutex::new(reader_offer))),
+            cards: HashMap::new(),
+            dut,
+            embedded: Some(parts),
+            workdir: options.workdir,
+            shutdown,
+            params,
+        })
+    }
+
+    /// The cash register starts `command`; the outcome arrives later ([`LiveBench::ecr_outcome`]).
+    pub fn ecr_start(&mut self, command: EcrCommand) -> oneshot::Receiver<anyhow::Result<Outcome>> {
+        self.ecr.run(command)
+    }
+
+    /// A card is inserted (contact) or tapped (contactless): it connects to the reader.
+    pub async fn present_card(
+        &mut self,
+        profile: &str,
+        interface: Interface,
+    ) -> anyhow::Result<()> {
+        let card = match self.cards.get(profile) {
+            Some(c) => c.clone(),
+            None => {
+                let path = card_profile_path(profile);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("card profile {}: {e}", path.display()))?;
+                let p = CardProfile::from_yaml(&text, &path.display().to_string())?;
+                let c = Arc::new(tokio::sync::Mutex::new(VpcdCard::new(Card::new(
+                    p, interface,
+                ))));
+                self.cards.insert(profile.to_string(), c.clone());
+                c
+            }
+        };
+        card.lock().await.card_mut().set_interface(interface);
+        let stream: BoxIo = match &self.reader {
+            ReaderSide::Memory(offer) => {
+                let offer = offer
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("reader lock"))?
+                    .clone();
+                Box::new(offer.pipe()?)
+            }
+            ReaderSide::Tcp(addr) => {
+                Box::new(crate::net::connect(addr, Duration::from_secs(5)).await?)
+            }
+        };
+        self.journal.record(
+            "card",
+            "presented",
+            json!({"profile": profile, "interface": format!("{interface:?}").to_lowercase()}),
+        );
+        let shutdown = self.shutdown.clone();
+        let journal = self.journal.clone();
+        let name = profile.to_string();
+        tokio::spawn(async move {
+            let mut card = card.lock().await;
+            let r = crate::card::serve_card(&mut card, stream, &shutdown).await;
+            card.disconnected();
+            journal.record(
+                "card",
+                "removed",
+                json!({"profile": name, "error": r.err().map(|e| e.to_string())}),
+            );
+        });
+        Ok(())
+    }
+
+    /// The card's track 2 is swiped on the terminal's stripe reader.
+    pub fn swipe(&mut self, profile: &str) -> anyhow::Result<()> {
+        let path = card_profile_path(profile);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("card profile {}: {e}", path.display()))?;
+        let p = CardProfile::from_yaml(&text, &path.display().to_string())?;
+        self.pad
+            .send(PadLine::Swipe(keypad::Track2Text::new(p.track2.expose())));
+        Ok(())
+    }
+
+    pub fn press(&mut self, key: Key) {
+        self.pad.send(PadLine::Key(key));
+    }
+
+    /// The pad's self test answers fail from now on (a broken keyboard).
+    pub fn break_pad(&mut self, broken: bool) {
+        self.pad.set_broken(broken);
+    }
+
+    pub async fn printer_fault(&self, fault: Fault) -> anyhow::Result<()> {
+        self.printer.set_fault(fault).await
+    }
+
+    pub async fn printer_clear(&self, kind: FaultKind) -> anyhow::Result<()> {
+        self.printer.clear_fault(kind).await
+    }
+
+    /// Power loss of the terminal: killed at once, then started again.
+    pub async fn power_cycle(&mut self) -> anyhow::Result<()> {
+        self.journal.record("terminal", "power-loss", json!({}));
+        match &mut self.dut {
+            Dut::Process(p) => {
+                p.power_cycle().await?;
+            }
+            Dut::Embedded { task, token } => {
+                task.abort();
+                token.cancel();
+                let parts = self
+                    .embedded
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("no embedded terminal"))?;
+                let (dut, ecr_stream, pad_stream, reader_offer) =
+                    start_embedded(parts, &self.journal);
+                self.dut = dut;
+                self.ecr.replace(ecr_stream);
+                self.pad.replace(pad_stream);
+                if let ReaderSide::Memory(o) = &self.reader {
+                    if let Ok(mut o) = o.lock() {
+                        *o = reader_offer;
+                    }
+                }
+            }
+        }
+        self.journal.record("terminal", "power-restored", json!({}));
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        match self.dut {
+            Dut::Process(p) => p.stop().await,
+            Dut::Embedded { task, token } => {
+                token.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+            }
+        }
+    }
+}
+
+fn wall_start() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn start_embedded(parts: &EmbeddedParts, journal: &Journal) -> (Dut, BoxIo, BoxIo, Offer) {
+    let (ecr_offer, ecr_incoming) = Incoming::channel();
+    let (pad_offer, pad_incoming) = Incoming::channel();
+    let (reader_offer, reader_incoming) = Incoming::channel();
+    let ecr_stream = ecr_offer.pipe().map(|s| Box::new(s) as BoxIo);
+    let pad_stream = pad_offer.pipe().map(|s| Box::new(s) as BoxIo);
+    let links = terminal::Links {
+        host: Dialer::memory("host", parts.host_offer.clone()),
+        printer: Dialer::memory("printer", parts.printer_offer.clone()),
+        ecr: ecr_incoming,
+        ecr_link: LinkConfig::tcp(),
+        reader: reader_incoming,
+        keypad: pad_incoming,
+    };
+    let token = CancellationToken::new();
+    let config = parts.config.clone();
+    let term_journal = Journal::to_file(&config.state_dir.join("terminal.jsonl"))
+        .unwrap_or_else(|_| Journal::discard());
+    let t = token.clone();
+    let j = journal.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = terminal::run(config, links, term_journal, t).await {
+            j.record("terminal", "crashed", json!({"error": format!("{e:#}")}));
+        }
+    });
+    let (a, b) = (tokio::io::duplex(1), tokio::io::duplex(1));
+    let ecr_stream = ecr_stream.unwrap_or_else(|_| Box::new(a.0));
+    let pad_stream = pad_stream.unwrap_or_else(|_| Box::new(b.0));
+    (
+        Dut::Embedded { task, token },
+        ecr_stream,
+        pad_stream,
+        reader_offer,
+    )
+}
+
+fn serve_incoming<H: Handler>(mut incoming: Incoming, handler: H, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut id = 0;
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                s = incoming.next() => match s { Some(s) => s, None => return },
+            };
+            id += 1;
+            let h = handler.clone();
+            let token = shutdown.child_token();
+            tokio::spawn(async move {
+                let _ = h
+                    .handle(
+                        stream,
+                        Peer {
+                            id,
+                            addr: format!("terminal#{id}"),
+                        },
+                        token,
+                    )
+                    .await;
+            });
+        }
+    });
+}
+
+fn serve_printer(mut incoming: Incoming, printer: PrinterHandle, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                s = incoming.next() => match s { Some(s) => s, None => return },
+            };
+            let p = printer.clone();
+            let token = shutdown.child_token();
+            tokio::spawn(async move {
+                let _ = printer::serve_stream(&p, stream, "terminal".into(), token).await;
+            });
+        }
+    });
+}
+
+// ---- the emulated cash register ---------------------------------------------------------
+
+enum EcrMsg {
+    Run(EcrCommand, oneshot::Sender<anyhow::Result<Outcome>>),
+    Replace(BoxIo),
+}
+
+struct EcrDriver {
+    tx: mpsc::UnboundedSender<EcrMsg>,
+}
+
+impl EcrDriver {
+    fn start(stream: BoxIo, link: LinkConfig, journal: Journal) -> EcrDriver {
+        let (tx, mut rx) = mpsc::unbounded_channel::<EcrMsg>();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let mut ecr = Ecr::new(EcrConfig {
+                link,
+                completion_timeout: Duration::from_secs(300),
+                ..EcrConfig::default()
+            });
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    EcrMsg::Replace(s) => {
+                        stream = s;
+                        ecr = Ecr::new(EcrConfig {
+                            link,
+                            completion_timeout: Duration::from_secs(300),
+                            ..EcrConfig::default()
+                        });
+                    }
+                    EcrMsg::Run(command, reply) => {
+                        let name = command.name();
+                        let result = crate::zvt::run_ecr(
+                            &mut stream,
+                            &mut ecr,
+                            command,
+                            &journal,
+                            "ecr",
+                            || {
+                                std::future::ready(Err::<&mut BoxIo, _>(anyhow::anyhow!(
+                                    "the register does not reconnect"
+                                )))
+                            },
+                            |_| {},
+                        )
+                        .await;
+                        match &result {
+                            Ok(o) => journal.record("ecr", "outcome", json!({"command": name, "status": format!("{:?}", o.status),
+                                "result_code": o.result_code.map(|c| c.0), "text": o.additional_text, "receipt": o.receipt,
+                                "amount": o.amount, "pan": o.pan, "intermediate": o.intermediate})),
+                            Err(e) => journal.record("ecr", "outcome", json!({"command": name, "error": format!("{e:#}")})),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        });
+        EcrDriver { tx }
+    }
+
+    fn run(&self, command: EcrCommand) -> oneshot::Receiver<anyhow::Result<Outcome>> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(EcrMsg::Run(command, tx));
+        rx
+    }
+
+    fn replace(&self, stream: BoxIo) {
+        let _ = self.tx.send(EcrMsg::Replace(stream));
+    }
+}
+
+// ---- the emulated PIN pad -----------------------------------------------------------------
+
+enum PadMsg {
+    Line(PadLine),
+    Replace(BoxIo),
+    Broken(bool),
+}
+
+struct PadDriver {
+    tx: mpsc::UnboundedSender<PadMsg>,
+}
+
+impl PadDriver {
+    fn start(stream: BoxIo, journal: Journal) -> PadDriver {
+        let (tx, mut rx) = mpsc::unbounded_channel::<PadMsg>();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let mut decoder = Decoder::new();
+            let mut buf = vec![0u8; 1024];
+            let mut broken = false;
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        None => return,
+                        Some(PadMsg::Replace(s)) => { stream = s; decoder = Decoder::new(); }
+                        Some(PadMsg::Broken(b)) => broken = b,
+                        Some(PadMsg::Line(line)) => {
+                            journal.record("keypad", "sent", json!({"line": line.to_string()}));
+                            let _ = stream.write_all(&keypad::encode(&line)).await;
+                            let _ = stream.flush().await;
+                        }
+                    },
+                    r = stream.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => {
+                            // the terminal is gone (power loss): wait for the next stream
+                            match rx.recv().await {
+                                Some(PadMsg::Replace(s)) => { stream = s; decoder = Decoder::new(); }
+                                Some(PadMsg::Broken(b)) => broken = b,
+                                Some(PadMsg::Line(line)) => { journal.record("keypad", "lost", json!({"line": line.to_string()})); }
+                                None => return,
+                            }
+                        }
+                        Ok(n) => {
+                            decoder.push(buf.get(..n).unwrap_or(&[]));
+                            while let Some(item) = decoder.next() {
+                                match item {
+                                    Ok(PadLine::Display(text)) => { journal.record("keypad", "display", json!({"text": text})); }
+                                    Ok(PadLine::Test) => {
+                                        let answer = if broken { PadLine::TestFail("keys do not answer".into()) } else { PadLine::TestOk };
+                                        let _ = stream.write_all(&keypad::encode(&answer)).await;
+                                        journal.record("keypad", "self-test", json!({"passed": !broken}));
+                                    }
+                                    Ok(other) => { journal.record("keypad", "received", json!({"line": other.to_string()})); }
+                                    Err(e) => { journal.record("keypad", "bad-line", json!({"error": e.to_string()})); }
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        });
+        PadDriver { tx }
+    }
+
+    fn send(&self, line: PadLine) {
+        let _ = self.tx.send(PadMsg::Line(line));
+    }
+
+    fn replace(&self, stream: BoxIo) {
+        let _ = self.tx.send(PadMsg::Replace(stream));
+    }
+
+    fn set_broken(&self, broken: bool) {
+        let _ = self.tx.send(PadMsg::Broken(broken));
+    }
+}

@@ -1,0 +1,5 @@
+//! `poslab run`: Gherkin features against a bench, with cucumber-rs.
+
+pub mod runner;
+pub mod steps;
+pub mod world;

@@ -1,0 +1,143 @@
+//! The terminal's link to its receipt printer (ESC/POS): asks the real-time status
+//! (`DLE EOT n`) before and after each receipt, and tells the caller whether the receipt
+//! made it onto paper. A receipt that did not is held by the terminal and printed again
+//! when the printer is back.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::journal::Journal;
+use crate::link::{BoxIo, Dialer};
+
+/// What stops the printer, as its status bytes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrinterProblem {
+    Unreachable,
+    Offline,
+    CoverOpen,
+    PaperOut,
+    /// Paper ran out (or the printer went offline) while the receipt printed.
+    CutShort,
+}
+
+impl PrinterProblem {
+    pub fn operator_text(self) -> &'static str {
+        match self {
+            PrinterProblem::Unreachable => "PRINTER NOT CONNECTED",
+            PrinterProblem::Offline => "PRINTER OFFLINE",
+            PrinterProblem::CoverOpen => "PRINTER COVER OPEN",
+            PrinterProblem::PaperOut | PrinterProblem::CutShort => "PRINTER OUT OF PAPER",
+        }
+    }
+}
+
+pub struct PrinterLink {
+    dialer: Dialer,
+    conn: Option<BoxIo>,
+    journal: Journal,
+    timeout: Duration,
+}
+
+impl PrinterLink {
+    pub fn new(dialer: Dialer, journal: Journal) -> PrinterLink {
+        PrinterLink {
+            dialer,
+            conn: None,
+            journal,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    async fn conn(&mut self) -> Result<&mut BoxIo, PrinterProblem> {
+        if self.conn.is_none() {
+            let c = tokio::time::timeout(self.timeout, self.dialer.dial())
+                .await
+                .map_err(|_| PrinterProblem::Unreachable)?
+                .map_err(|_| PrinterProblem::Unreachable)?;
+            self.conn = Some(c);
+        }
+        self.conn.as_mut().ok_or(PrinterProblem::Unreachable)
+    }
+
+    /// One real-time status byte (`DLE EOT n`).
+    async fn status(&mut self, n: u8) -> Result<u8, PrinterProblem> {
+        let timeout = self.timeout;
+        let conn = self.conn().await?;
+        let r = async {
+            conn.write_all(&[0x10, 0x04, n]).await?;
+            conn.flush().await?;
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).await?;
+            Ok::<u8, std::io::Error>(b[0])
+        };
+        match tokio::time::timeout(timeout, r).await {
+            Ok(Ok(b)) => Ok(b),
+            _ => {
+                self.conn = None;
+                Err(PrinterProblem::Unreachable)
+            }
+        }
+    }
+
+    /// Whether the printer can print now.
+    pub async fn check(&mut self) -> Result<(), PrinterProblem> {
+        let printer = self.status(1).await?;
+        let paper = self.status(4).await?;
+        if paper & 0x60 == 0x60 {
+            return Err(PrinterProblem::PaperOut);
+        }
+        if printer & 0x08 != 0 {
+            let offline = self.status(2).await?;
+            if offline & 0x04 != 0 {
+                return Err(PrinterProblem::CoverOpen);
+            }
+            if offline & 0x20 != 0 {
+                return Err(PrinterProblem::PaperOut);
+            }
+            return Err(PrinterProblem::Offline);
+        }
+        Ok(())
+    }
+
+    /// Prints one receipt; `Ok` only when the printer was ready before and after.
+    pub async fn print(&mut self, what: &str, bytes: &[u8]) -> Result<(), PrinterProblem> {
+        if let Err(p) = self.check().await {
+            self.journal.record(
+                "printer",
+                "held",
+                json!({"receipt": what, "why": p.operator_text()}),
+            );
+            return Err(p);
+        }
+        let timeout = self.timeout;
+        let conn = self.conn().await?;
+        let w = async {
+            conn.write_all(bytes).await?;
+            conn.flush().await
+        };
+        if !matches!(tokio::time::timeout(timeout, w).await, Ok(Ok(()))) {
+            self.conn = None;
+            return Err(PrinterProblem::Unreachable);
+        }
+        match self.check().await {
+            Ok(()) => {
+                self.journal.record(
+                    "printer",
+                    "printed",
+                    json!({"receipt": what, "bytes": bytes.len()}),
+                );
+                Ok(())
+            }
+            Err(_) => {
+                self.journal.record(
+                    "printer",
+                    "held",
+                    json!({"receipt": what, "why": "the printer stopped while printing"}),
+                );
+                Err(PrinterProblem::CutShort)
+            }
+        }
+    }
+}
