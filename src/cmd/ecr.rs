@@ -14,11 +14,11 @@ use crate::zvt as adapters;
 ///
 /// Prints the intermediate status texts, the result code with its meaning, the amount,
 /// the masked card number and the receipt lines; --json prints one JSON object instead.
-/// Money-safe: when the answer to a purchase, refund or reversal is lost, the command is
-/// never sent again blindly; the terminal is asked for its last result (repeat receipt)
-/// first, and the payment is sent again only when that shows it did not run. Exit status:
-/// 0 success, 1 declined, aborted or refused, 3 result unknown (check the terminal), 2
-/// usage or connection error.
+/// Money-safe: when the answer to a purchase, refund, reversal or reservation command is
+/// lost, the command is never sent again blindly; the terminal is asked for its last
+/// result (repeat receipt) first, and the payment is sent again only when that shows it
+/// did not run. Exit status: 0 success, 1 declined, aborted or refused, 3 result unknown
+/// (check the terminal), 2 usage or connection error.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("transport").args(["connect", "serial"]).required(true)))]
 pub struct Args {
@@ -78,6 +78,25 @@ pub enum Action {
         #[arg(long, value_name = "N")]
         receipt: u32,
     },
+    /// Reserve an amount on the card (pre-authorisation, 06 22)
+    ///
+    /// The receipt number printed names the reservation for book-total and
+    /// partial-reversal.
+    PreAuthorise { amount: String },
+    /// Charge a reservation's final amount, at most the reserved one (book total, 06 24)
+    BookTotal {
+        /// The reservation's receipt number
+        #[arg(long, value_name = "N")]
+        receipt: u32,
+        amount: String,
+    },
+    /// Release part of a reservation (partial reversal, 06 23)
+    PartialReversal {
+        /// The reservation's receipt number
+        #[arg(long, value_name = "N")]
+        receipt: u32,
+        amount: String,
+    },
     /// Close the day: send the batch to the host and print the totals (06 50)
     EndOfDay,
     /// Ask the terminal whether it is ready (status enquiry, 05 01)
@@ -135,6 +154,18 @@ fn command_of(args: &Args) -> anyhow::Result<EcrCommand> {
             currency,
         },
         Action::Reverse { receipt } => EcrCommand::Reverse { receipt: *receipt },
+        Action::PreAuthorise { amount } => EcrCommand::PreAuthorise {
+            amount: parse_amount(amount)?,
+            currency,
+        },
+        Action::BookTotal { receipt, amount } => EcrCommand::BookTotal {
+            receipt: *receipt,
+            amount: parse_amount(amount)?,
+        },
+        Action::PartialReversal { receipt, amount } => EcrCommand::PartialReversal {
+            receipt: *receipt,
+            amount: parse_amount(amount)?,
+        },
         Action::EndOfDay => EcrCommand::EndOfDay,
         Action::Status => EcrCommand::Status,
         Action::Register { config } => EcrCommand::Register {
@@ -247,6 +278,13 @@ pub fn render(o: &Outcome) -> String {
         EcrCommand::Purchase { amount, .. } => format!("purchase {}", money(*amount)),
         EcrCommand::Refund { amount, .. } => format!("refund {}", money(*amount)),
         EcrCommand::Reverse { receipt } => format!("reverse receipt {receipt}"),
+        EcrCommand::PreAuthorise { amount, .. } => format!("pre-authorise {}", money(*amount)),
+        EcrCommand::BookTotal { receipt, amount } => {
+            format!("book total {} of reservation {receipt}", money(*amount))
+        }
+        EcrCommand::PartialReversal { receipt, amount } => {
+            format!("release {} of reservation {receipt}", money(*amount))
+        }
         other => other.name().to_string(),
     };
     let mut s = format!("{what}: {verdict}\n");
@@ -313,6 +351,41 @@ pub fn render(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn command(args: &[&str]) -> EcrCommand {
+        use clap::Parser;
+        let mut argv = vec!["poslab", "ecr", "--connect", "127.0.0.1:20007"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Ecr(a) => command_of(&a).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reservation_commands() {
+        assert_eq!(
+            command(&["pre-authorise", "100"]),
+            EcrCommand::PreAuthorise {
+                amount: 10_000,
+                currency: Some(978)
+            }
+        );
+        assert_eq!(
+            command(&["book-total", "--receipt", "12", "75.50"]),
+            EcrCommand::BookTotal {
+                receipt: 12,
+                amount: 7_550
+            }
+        );
+        assert_eq!(
+            command(&["partial-reversal", "--receipt", "12", "20"]),
+            EcrCommand::PartialReversal {
+                receipt: 12,
+                amount: 2_000
+            }
+        );
+    }
 
     #[test]
     fn amounts() {
