@@ -48,6 +48,10 @@ pub enum Command {
     Schema(cmd::schema::Args),
     /// Run Gherkin features against a bench (the main job)
     Run(cmd::run::Args),
+    /// Run poslab's reference payment terminal as a program of its own
+    Terminal(cmd::terminal::Args),
+    /// List every step the features can use, with an example
+    Steps(cmd::steps::Args),
 }
 
 /// Logs go to stderr so that stdout stays the command's output (JSON lines, tables).

@@ -233,7 +233,11 @@ impl Wiring {
             ptys: BTreeMap::new(),
             values: BTreeMap::new(),
         };
-        if let Ok(exe) = std::env::current_exe() {
+        // POSLAB_BIN names the poslab binary when the caller is not it (a test harness)
+        let exe = std::env::var_os("POSLAB_BIN")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok());
+        if let Some(exe) = exe {
             wiring
                 .values
                 .insert(Placeholder::Poslab, exe.display().to_string());

@@ -13,6 +13,8 @@ pub mod printer;
 pub mod proxy;
 pub mod run;
 pub mod schema;
+pub mod steps;
+pub mod terminal;
 pub mod zvt_terminal;
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -27,5 +29,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Proxy(args) => proxy::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => run::run(args),
+        Command::Terminal(args) => terminal::run(args),
+        Command::Steps(args) => steps::run(args),
     }
 }

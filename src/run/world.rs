@@ -87,6 +87,7 @@ impl PosWorld {
                 .out
                 .join("work")
                 .join(format!("scenario-{:04}", self.seq));
+            let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
             let _ = std::fs::remove_dir_all(&workdir);
             let bench = LiveBench::start(
                 &cfg.bench,

@@ -111,8 +111,21 @@ pub(crate) async fn serve(
     };
     terminal.reset_link();
     let mut open = true;
+    // the core's steps, played when the held command is ready for them (after the ECR
+    // acknowledged what went before)
+    let mut queued: std::collections::VecDeque<Vec<Step>> = std::collections::VecDeque::new();
     let mut buf = vec![0u8; 4096];
     loop {
+        while terminal.is_held() {
+            match queued.pop_front() {
+                Some(steps) => terminal.resume(steps, start.elapsed()),
+                None => break,
+            }
+        }
+        if terminal.is_idle() && !queued.is_empty() {
+            // the command ended without them (the ECR aborted it, or went silent)
+            queued.clear();
+        }
         while let Some(bytes) = terminal.poll_transmit() {
             if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
                 break;
@@ -144,7 +157,7 @@ pub(crate) async fn serve(
                         s = steps.recv() => {
                             // the core finished while no ECR listened: the result is kept
                             // for a repeat-receipt request
-                            if let Some(s) = s { terminal.resume(s, start.elapsed()); }
+                            if let Some(s) = s { queued.push_back(s); }
                         }
                     }
                 }
@@ -154,7 +167,7 @@ pub(crate) async fn serve(
                 }
             },
             s = steps.recv() => match s {
-                Some(s) => terminal.resume(s, start.elapsed()),
+                Some(s) => queued.push_back(s),
                 None => return,
             },
             _ = sleep_until(deadline) => {
