@@ -75,6 +75,26 @@ impl PaymentApplication for EcrApp {
             _ => Reply::abort(ResultCode::FUNCTION_NOT_POSSIBLE),
         }
     }
+    fn pre_authorise(&mut self, request: &PaymentRequest, _ctx: &Context) -> Reply {
+        match request.amount {
+            Some(amount) if amount > 0 => self.hand_over(EcrRequest::Sale {
+                kind: TxnKind::PreAuth,
+                amount,
+            }),
+            _ => Reply::abort(ResultCode::FUNCTION_NOT_POSSIBLE),
+        }
+    }
+    fn book_total(
+        &mut self,
+        receipt: Option<u32>,
+        request: &PaymentRequest,
+        _ctx: &Context,
+    ) -> Reply {
+        self.hand_over(EcrRequest::Completion {
+            receipt,
+            amount: request.amount.unwrap_or(0),
+        })
+    }
     fn end_of_day(&mut self, _ctx: &Context) -> Reply {
         self.hand_over(EcrRequest::EndOfDay)
     }

@@ -859,7 +859,9 @@ impl Core {
             kind: match record.kind {
                 TxnKind::Refund => TransactionKind::Refund,
                 TxnKind::Void => TransactionKind::Reversal,
-                _ => TransactionKind::Purchase,
+                TxnKind::PreAuth => TransactionKind::PreAuthorisation,
+                TxnKind::Completion => TransactionKind::BookTotal,
+                TxnKind::Purchase => TransactionKind::Purchase,
             },
             result,
             amount: Some(record.amount),
@@ -1314,6 +1316,7 @@ impl Core {
                 "NO SUCH PRE-AUTHORISATION",
             );
         };
+        let amount = if amount == 0 { original.amount } else { amount };
         if amount > original.amount {
             self.show("AMOUNT ABOVE PRE-AUTHORISATION");
             return self.refusal_steps(
