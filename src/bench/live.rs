@@ -57,6 +57,8 @@ pub fn card_profile_path(name: &str) -> PathBuf {
 
 /// The terminal under test.
 enum Dut {
+    /// A real terminal: poslab can only cut its power, through the bench's hooks.
+    Real(Option<super::power::PowerHooks>),
     Embedded {
         task: tokio::task::JoinHandle<()>,
         token: CancellationToken,
@@ -68,6 +70,8 @@ enum Dut {
 enum ReaderSide {
     Memory(Arc<Mutex<Offer>>),
     Tcp(String),
+    /// A real terminal's own reader: cards are presented by hand (or by a robot).
+    ByHand,
 }
 
 pub struct LiveBench {
@@ -239,6 +243,70 @@ impl LiveBench {
             });
         }
 
+        if let Some(node) = terminal_node.filter(|n| !n.is_emulated()) {
+            // a real terminal: serve it where it expects us, drive its ECR port
+            let listen_of = |name: &str, default: &str| {
+                bench
+                    .node(name)
+                    .and_then(|n| n.emulated.as_ref())
+                    .and_then(|e| e.listen.clone())
+                    .unwrap_or_else(|| default.to_string())
+            };
+            let host_l = crate::net::bind(&listen_of("host", "0.0.0.0:8583")).await?;
+            serve_incoming(Incoming::tcp(host_l), server, shutdown.clone());
+            if bench.node("printer").is_some() {
+                let l = crate::net::bind(&listen_of("printer", "0.0.0.0:9100")).await?;
+                serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
+            }
+            let via = bench
+                .links()
+                .into_iter()
+                .find(|l| l.key == "ecr->terminal")
+                .and_then(|l| l.link.via)
+                .or_else(|| node.attachments().first().copied())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the terminal has no attachment for its ECR port")
+                })?;
+            let stream = super::open(
+                "terminal",
+                node,
+                via,
+                super::OpenLimits::default(),
+                &journal,
+            )
+            .await?;
+            let link = if matches!(via, poslab_bench::Via::Serial) {
+                LinkConfig::serial()
+            } else {
+                LinkConfig::tcp()
+            };
+            let ecr = EcrDriver::start(Box::new(stream), link, journal.clone());
+            // the pad of a real terminal is its own: nothing is typed for it
+            let (pad_end, _) = tokio::io::duplex(64);
+            let pad = PadDriver::start(Box::new(pad_end), journal.clone());
+            let power = node
+                .power
+                .as_ref()
+                .map(|p| super::power::PowerHooks::new("terminal", p, journal.clone()));
+            return Ok(LiveBench {
+                name: bench.name().to_string(),
+                time,
+                seed: options.seed,
+                journal,
+                host: host_state,
+                printer,
+                ecr,
+                pad,
+                reader: ReaderSide::ByHand,
+                cards: HashMap::new(),
+                dut: Dut::Real(power),
+                embedded: None,
+                workdir: options.workdir,
+                shutdown,
+                params,
+            });
+        }
+
         // every node emulated: in-memory links
         let (host_offer, host_incoming) = Incoming::channel();
         serve_incoming(host_incoming, server, shutdown.clone());
@@ -317,6 +385,9 @@ impl LiveBench {
             ReaderSide::Tcp(addr) => {
                 Box::new(crate::net::connect(addr, Duration::from_secs(5)).await?)
             }
+            ReaderSide::ByHand => anyhow::bail!(
+                "the terminal under test is real: present card {profile} to its reader by hand (a @hil scenario)"
+            ),
         };
         self.journal.record(
             "card",
@@ -371,6 +442,10 @@ impl LiveBench {
     pub async fn power_cycle(&mut self) -> anyhow::Result<()> {
         self.journal.record("terminal", "power-loss", json!({}));
         match &mut self.dut {
+            Dut::Real(Some(hooks)) => hooks.cycle().await?,
+            Dut::Real(None) => {
+                anyhow::bail!("the real terminal has no power hooks in the bench file")
+            }
             Dut::Process(p) => {
                 p.power_cycle().await?;
             }
@@ -397,9 +472,20 @@ impl LiveBench {
         Ok(())
     }
 
+    /// Loads another terminal master key into the embedded terminal (as a key-loading
+    /// device would) and restarts it; the host keeps the bench's own key file.
+    pub async fn load_master_key(&mut self, tmk: poslab_crypto::Key) -> anyhow::Result<()> {
+        let parts = self.embedded.as_mut().ok_or_else(|| {
+            anyhow::anyhow!("the terminal is a process: its master key is loaded outside poslab")
+        })?;
+        parts.config.tmk = tmk;
+        self.power_cycle().await
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         match self.dut {
+            Dut::Real(_) => {}
             Dut::Process(p) => p.stop().await,
             Dut::Embedded { task, token } => {
                 token.cancel();

@@ -39,6 +39,16 @@ async fn cashier_starts(w: &mut PosWorld, what: String, value: String) {
     .await;
 }
 
+#[when(regex = r"^the cashier starts a purchase of (\d+(?:\.\d{1,2})?) EUR at a real terminal$")]
+async fn cashier_starts_real(w: &mut PosWorld, value: String) {
+    // a real terminal's display is its own: nothing to wait for on the pad link
+    w.ecr(EcrCommand::Purchase {
+        amount: amount(&value),
+        currency: Some(978),
+    })
+    .await;
+}
+
 #[when(expr = "the cashier voids the last purchase")]
 async fn cashier_voids(w: &mut PosWorld) {
     w.settle().await;
