@@ -401,7 +401,7 @@ impl Core {
             Err(why) => {
                 self.journal
                     .record("terminal", "sign-on-failed", json!({"why": why}));
-                self.show("HOST UNAVAILABLE");
+                self.show(sign_on_failure_text(&why).unwrap_or("HOST UNAVAILABLE"));
                 self.refusal_steps(ResultCode::COMMUNICATION_ERROR, &why)
             }
         }
@@ -578,6 +578,10 @@ impl Core {
             if let Err(why) = self.ensure_signed_on().await {
                 self.journal
                     .record("terminal", "sign-on-failed", json!({"why": why}));
+                if let Some(text) = sign_on_failure_text(&why) {
+                    self.show(text);
+                    return self.refusal_steps(ResultCode::COMMUNICATION_ERROR, text);
+                }
                 self.show("HOST UNAVAILABLE - NOT CHARGED");
                 return self.refusal_steps(ResultCode::COMMUNICATION_ERROR, "HOST UNAVAILABLE");
             }
@@ -1535,6 +1539,18 @@ impl Core {
         }
         self.journal
             .record("terminal", "operator", json!({"text": "PRINTER OK"}));
+    }
+}
+
+/// What the display says when going on line failed for a reason the operator must act on
+/// (not provisioned at the host, keys that do not fit); `None` for an unreachable host.
+fn sign_on_failure_text(why: &str) -> Option<&'static str> {
+    if why.starts_with("sign-on refused: 03") {
+        Some("TERMINAL NOT PROVISIONED - CALL HELPDESK")
+    } else if why.starts_with("key exchange: ") || why.starts_with("key exchange answer") {
+        Some("KEY EXCHANGE FAILED - CALL HELPDESK")
+    } else {
+        None
     }
 }
 

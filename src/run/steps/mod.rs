@@ -4,6 +4,7 @@
 //! the cash register saw). Steps act and assert only through links and the journal.
 
 pub mod checks;
+pub mod lifecycle;
 pub mod preauth;
 pub mod sale;
 pub mod setup;
