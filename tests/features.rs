@@ -25,7 +25,8 @@ const SUITES: &[Suite] = &[
     Suite {
         name: "features::process_bench",
         bench: "scenarios/process.yaml",
-        tags: Some("not @simulated-time"),
+        // @embedded-terminal: the bench acts on the embedded terminal itself (its master key)
+        tags: Some("not @simulated-time and not @embedded-terminal"),
     },
 ];
 

@@ -38,6 +38,7 @@ Feature: Commissioning self test
     And the self test reports "PRINTER" OK
     And the self test reports "HOST LINK" OK
 
+  @simulated-time
   Scenario: A silent host fails the host link check
     Given the bench "default"
     And the host will not answer the next "0800"

@@ -37,11 +37,16 @@ Feature: Go-live
     And no money moved for this purchase
     And the printer printed 0 receipts
 
-    Examples:
-      | fault                  |
-      | not answer             |
+    Examples: the host closes the connection
+      | fault                   |
       | close the connection on |
 
+    @simulated-time
+    Examples: the host does not answer (the terminal waits out its 30 s timeout)
+      | fault                   |
+      | not answer              |
+
+  @simulated-time
   Scenario: Once the host is back the terminal goes live at the next sale
     Given the bench "default"
     And the host will not answer the next "0800"

@@ -28,6 +28,9 @@ Feature: Keys
     And the host received exactly 1 key exchange
     And the host received exactly 1 sign-on
 
+  # the bench reloads the embedded terminal's master key; a process gets its key on its
+  # command line (poslab terminal --keys FILE --master-key NAME)
+  @embedded-terminal
   Scenario: A terminal with the wrong master key cannot unwrap its session keys
     Given the bench "default"
     And the terminal is loaded with master key "tmk" from "fixtures/keys/wrong-master-key.yaml"

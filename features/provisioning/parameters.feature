@@ -33,6 +33,7 @@ Feature: Parameters
       | CHF   | 756     |
       | GBP   | 826     |
 
+  @simulated-time
   Scenario Outline: The host timeout parameter decides when the terminal gives up
     Given the terminal is provisioned with parameter host_timeout_ms = "<timeout_ms>"
     And the bench "default"
@@ -50,6 +51,7 @@ Feature: Parameters
       | 30000      | 40    | 30       |
       | 10000      | 15    | 10       |
 
+  @simulated-time
   Scenario: A patient terminal waits for a slow host
     Given the terminal is provisioned with parameter host_timeout_ms = "60000"
     And the bench "default"
