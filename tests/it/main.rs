@@ -11,4 +11,5 @@ mod iso8583_peer;
 mod peers;
 mod printer;
 mod proxy;
+mod run;
 mod sans_io;

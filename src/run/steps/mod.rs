@@ -4,10 +4,12 @@
 //! the cash register saw). Steps act and assert only through links and the journal.
 
 pub mod checks;
+pub mod closing;
 pub mod lifecycle;
 pub mod preauth;
 pub mod sale;
 pub mod setup;
+pub mod transactions;
 
 use serde_json::Value;
 
@@ -45,7 +47,7 @@ pub fn host_decisions(entries: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-pub fn field<'a>(frame: &'a Value, de: u16) -> Option<&'a str> {
+pub fn field(frame: &Value, de: u16) -> Option<&str> {
     frame.get("message")?.get(de.to_string())?.as_str()
 }
 
