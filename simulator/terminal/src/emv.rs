@@ -141,7 +141,7 @@ pub fn processing_options(bytes: &[u8]) -> Result<([u8; 2], Vec<u8>), TerminalEr
 
 /// The records an AFL names: (SFI, record number).
 pub fn afl_records(afl: &[u8]) -> Result<Vec<(u8, u8)>, TerminalError> {
-    if afl.len() % 4 != 0 {
+    if !afl.len().is_multiple_of(4) {
         return Err(card_err(format!(
             "AFL of {} bytes is not a multiple of 4",
             afl.len()

@@ -80,13 +80,17 @@ fn header(params: &Params, out: &mut Vec<Line>) {
     }
     out.push(pair("TID", &params.tid));
     // grouped, so that no reader mistakes the merchant id for a card number
-    let mid: Vec<String> = params
-        .mid
+    out.push(pair("MID", &grouped(&params.mid)));
+}
+
+/// `text` in groups of four characters: a long id (MID, RRN) never reads as a card number.
+fn grouped(text: &str) -> String {
+    let groups: Vec<String> = text
         .as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    out.push(pair("MID", &mid.join(" ")));
+    groups.join(" ")
 }
 
 /// The result line of a transaction.
@@ -154,7 +158,7 @@ pub fn transaction(record: &TxnRecord, copy: Copy, params: &Params) -> Vec<Line>
     out.push(pair("RECEIPT", &format!("{:04}", record.receipt)));
     out.push(pair("TRACE", &format!("{:06}", record.stan)));
     if let Some(rrn) = &record.rrn {
-        out.push(pair("RRN", rrn));
+        out.push(pair("RRN", &grouped(rrn)));
     }
     if let Some(code) = &record.auth_code {
         out.push(pair("AUTH CODE", code));
@@ -249,11 +253,8 @@ pub fn report(
         )
         .bold(),
     );
-    if totals.debits > 0 {
-        out.push(pair(
-            "AVERAGE TICKET",
-            &money(totals.debits_amount / totals.debits),
-        ));
+    if let Some(average) = totals.debits_amount.checked_div(totals.debits) {
+        out.push(pair("AVERAGE TICKET", &money(average)));
     }
     let reversed = records
         .iter()
@@ -393,6 +394,24 @@ mod tests {
             &training,
         ));
         assert!(t.contains("TRAINING"), "{t}");
+    }
+
+    #[test]
+    fn no_receipt_line_holds_twelve_digits_in_a_row() {
+        // a 12-digit RRN or 15-digit MID in one run reads like a card number
+        for copy in [Copy::Merchant, Copy::Customer] {
+            let t = text(&transaction(
+                &record(TxnKind::Purchase, 4250, CardKind::Credit),
+                copy,
+                &Params::default(),
+            ));
+            assert!(t.contains("6327 0000 0001"), "{t}");
+            let mut run = 0;
+            for c in t.chars() {
+                run = if c.is_ascii_digit() { run + 1 } else { 0 };
+                assert!(run < 12, "12 digits in a row:\n{t}");
+            }
+        }
     }
 
     #[test]
