@@ -1603,3 +1603,31 @@ async fn sleep_until(t: Option<Instant>) {
 fn _reader_error_is_used(e: ReaderError) -> String {
     e.to_string()
 }
+
+#[cfg(test)]
+mod sign_on_failure_tests {
+    use super::sign_on_failure_text;
+
+    #[test]
+    fn the_operator_is_told_why_going_on_line_failed() {
+        assert_eq!(
+            sign_on_failure_text("sign-on refused: 03 INVALID MERCHANT"),
+            Some("TERMINAL NOT PROVISIONED - CALL HELPDESK")
+        );
+        assert_eq!(
+            sign_on_failure_text("key exchange: PIN key: kcv mismatch"),
+            Some("KEY EXCHANGE FAILED - CALL HELPDESK")
+        );
+        assert_eq!(
+            sign_on_failure_text("key exchange answer without keys (DE 48)"),
+            Some("KEY EXCHANGE FAILED - CALL HELPDESK")
+        );
+        // an unreachable or busy host is not the operator's to fix
+        assert_eq!(sign_on_failure_text("host: no answer within 30s"), None);
+        assert_eq!(
+            sign_on_failure_text("sign-on refused: 91 ISSUER UNAVAILABLE"),
+            None
+        );
+        assert_eq!(sign_on_failure_text("key exchange refused: 96"), None);
+    }
+}
