@@ -195,6 +195,33 @@ impl TerminalState {
         i
     }
 
+    /// A host data error, for rehearsals: the last standing transaction that settles is
+    /// lost from the open batch (as if its write never reached the database), so the
+    /// next settlement is out of balance. Returns the lost transaction.
+    pub fn lose_last_standing(&mut self) -> Option<Txn> {
+        let i = self.batch.iter().rposition(|t| {
+            t.settles
+                && t.code.is_approved()
+                && t.state == TxnState::Standing
+                && matches!(t.kind, TxnKind::Debit | TxnKind::Credit)
+        })?;
+        let lost = self.batch.remove(i);
+        for t in &mut self.batch {
+            if let TxnKind::Void(k) = &mut t.kind {
+                if *k == i {
+                    *k = usize::MAX;
+                } else if *k > i && *k != usize::MAX {
+                    *k -= 1;
+                }
+            }
+        }
+        self.by_stan.clear();
+        for (j, t) in self.batch.iter().enumerate() {
+            self.by_stan.insert(t.stan, j);
+        }
+        Some(lost)
+    }
+
     fn close_batch(&mut self) {
         self.batch.clear();
         self.by_stan.clear();
@@ -391,6 +418,12 @@ impl Host {
     /// A terminal's state (it exists once the terminal sent a valid message).
     pub fn terminal(&self, tid: &str) -> Option<&TerminalState> {
         self.terminals.get(tid)
+    }
+
+    /// Rehearses a host data error: `tid`'s last standing transaction is lost from its
+    /// open batch ([`TerminalState::lose_last_standing`]).
+    pub fn lose_last_standing(&mut self, tid: &str) -> Option<Txn> {
+        self.terminals.get_mut(tid)?.lose_last_standing()
     }
 
     /// Handles one request.

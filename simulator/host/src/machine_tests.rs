@@ -859,3 +859,29 @@ fn a_completion_found_by_its_rrn_and_above_the_authorisation_is_noted() {
         .iter()
         .any(|n| n.starts_with("completes the 0100 of STAN 000001")));
 }
+
+#[test]
+fn a_lost_transaction_puts_the_settlement_out_of_balance() {
+    let mut h = host();
+    h.handle(&sale(1, 1000), &ctx(0));
+    h.handle(&sale(2, 2000), &ctx(1));
+    h.handle(&sale(3, 90551), &ctx(2)); // declined: never lost, never counted
+    let lost = h.lose_last_standing(TID).expect("a standing transaction");
+    assert_eq!((lost.stan, lost.amount), (2, 2000));
+    assert!(h.lose_last_standing("99999999").is_none());
+    let terminal = Totals {
+        debits: 2,
+        debits_amount: 3000,
+        ..Default::default()
+    };
+    assert_eq!(
+        code(&h.handle(&settle("920000", 4, &terminal), &ctx(3))),
+        "95"
+    );
+    // the STAN index still finds what is left: a reversal of STAN 1 reverses it
+    let d = h.handle(&reversal("0400", 5, 1, 1000), &ctx(4));
+    assert_eq!(code(&d), "00");
+    let t = h.terminal(TID).unwrap();
+    assert_eq!(t.batch.len(), 2);
+    assert_eq!(t.batch[0].state, TxnState::Reversed);
+}
