@@ -11,8 +11,8 @@ Feature: Declined purchases
   Scenario Outline: The issuer declines with <code>
     When the cashier starts a purchase of <amount> EUR
     And the cardholder inserts card "visa-credit" and enters PIN "1234"
-    Then the host answered with response code "<code>"
-    And the terminal shows "<message>"
+    Then the terminal shows "<message>"
+    And the host answered with response code "<code>"
     And the cash register is told the sale was declined
     And no money moved for this purchase
     And only the customer copy was printed
@@ -32,17 +32,17 @@ Feature: Declined purchases
   Scenario: A wrong PIN is declined by the issuer
     When the cashier starts a purchase of 10.00 EUR
     And the cardholder inserts card "visa-credit" and enters PIN "9999"
-    Then the host answered with response code "55"
-    And the terminal shows "WRONG PIN"
+    Then the terminal shows "WRONG PIN"
+    And the host answered with response code "55"
     And no money moved for this purchase
 
   Scenario: The third wrong PIN in a row blocks the PIN, even for the right one after it
     When 3 purchases of 10.00 EUR are tried with card "visa-credit" and PIN "9999"
     Then the host's answers to the purchases were "55", "55" and "75"
     And the terminal shows "PIN TRIES EXCEEDED"
-    When the cashier starts a purchase of 10.00 EUR
-    And the cardholder inserts card "visa-credit" and enters PIN "1234"
-    Then the host answered with response code "75"
+    When 1 purchase of 10.00 EUR is tried with card "visa-credit" and PIN "1234"
+    Then the terminal shows "PIN TRIES EXCEEDED"
+    And the host's answers to the purchases were "55", "55", "75" and "75"
     And the host approved 0 purchases
 
   @smoke
