@@ -80,7 +80,6 @@ struct CardTxn {
     cdol2: Vec<u8>,
     cvm: Cvm,
     link: Option<ReaderLink<BoxIo>>,
-    foreign: bool,
 }
 
 enum Refusal {
@@ -608,7 +607,9 @@ impl Core {
             currency: p.currency,
             pan_masked: Some(card.card.pan.masked()),
             card_label: Some(card.card.label.clone()),
-            card_kind: Some(CardKind::of(card.card.pan.expose(), card.foreign)),
+            // the fee plan is the acquirer's: its card ranges decide debit, credit or
+            // foreign (as the host counts fees), not the issuer's country (5F28)
+            card_kind: Some(CardKind::of(card.card.pan.expose(), false)),
             entry: card.card.entry,
             outcome: Outcome::Cancelled,
             auth_code: None,
@@ -996,7 +997,6 @@ impl Core {
                             Cvm::Signature
                         },
                         link: None,
-                        foreign: false,
                     });
                 }
                 Presented::Chip(link) => match self.read_chip(link, kind, amount).await {
@@ -1174,10 +1174,6 @@ impl Core {
             .get(0x5F34)
             .and_then(|b| b.first().copied())
             .map(|b| (b >> 4) * 10 + (b & 0x0F));
-        let foreign = values
-            .get(0x5F28)
-            .map(|c| c != kernel::code_bcd(p.country).as_slice() && c != [0x08, 0x40])
-            .unwrap_or(false);
         let cvm = if contactless {
             if amount > p.contactless_cvm_limit {
                 Cvm::OnlinePin
@@ -1208,7 +1204,6 @@ impl Core {
             cdol2,
             cvm,
             link: Some(link),
-            foreign,
         })
     }
 
@@ -1578,7 +1573,6 @@ impl CardTxn {
             cdol2: Vec::new(),
             cvm: Cvm::NoCvm,
             link: None,
-            foreign: false,
         }
     }
 }

@@ -77,9 +77,11 @@ async fn present(w: &mut PosWorld, card: &str, interface: Interface) {
 }
 
 async fn type_pin(w: &mut PosWorld, pin: &str) {
-    let mark = w.journal().len();
+    // the prompt of this sale (the mark is its start), not an earlier sale's: keys typed
+    // before the terminal asks are drained and lost
+    let mark = w.mark;
     w.wait_for(WAIT, "the terminal asking for the PIN (ENTER PIN)", |e| {
-        let since = e.get(mark.saturating_sub(40)..).unwrap_or(&[]);
+        let since = e.get(mark..).unwrap_or(&[]);
         displayed(since)
             .iter()
             .any(|t| t == "ENTER PIN")
