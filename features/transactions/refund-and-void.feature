@@ -12,6 +12,8 @@ Feature: Refunds and voids
     When the cashier starts a refund of 15.00 EUR
     And the cardholder inserts card "visa-credit"
     Then the terminal shows "APPROVED"
+    And the cash register sent command "06 31"
+    And the terminal never showed "ENTER PIN"
     And the host received a "0200" with processing code "20"
     And the host received a "0200" with amount 15.00 EUR
     And the host approved it with response code "00"
@@ -25,6 +27,7 @@ Feature: Refunds and voids
     Then the terminal shows "APPROVED"
     When the cashier voids the last purchase
     Then the terminal shows "APPROVED"
+    And the cash register sent command "06 30"
     And the cash register is told the sale was approved
     And the host received a "0200" with processing code "02"
     And the host received a void of the last purchase carrying its RRN

@@ -416,3 +416,24 @@ async fn no_long_digit_runs(w: &mut PosWorld) {
         }
     }
 }
+
+#[then(regex = r#"^the cash register sent command "([0-9A-F]{2} [0-9A-F]{2})"$"#)]
+async fn register_sent(w: &mut PosWorld, command: String) {
+    let mark = w.mark;
+    let sent: Vec<String> = w
+        .journal()
+        .get(mark..)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| {
+            link(e) == "ecr"
+                && kind(e) == "zvt"
+                && e.get("dir").and_then(Value::as_str) == Some("out")
+        })
+        .filter_map(|e| e.get("command").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    assert!(
+        sent.iter().any(|c| c.starts_with(&command)),
+        "the cash register did not send {command}; it sent {sent:?}"
+    );
+}
