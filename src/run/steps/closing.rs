@@ -605,31 +605,76 @@ async fn reversal_retried(w: &mut PosWorld, n: usize) {
 }
 
 #[then(
-    regex = r"^the host's late answer to that purchase came after the terminal had reversed it$"
+    regex = r"^the host had held back its answer to that purchase, and had not answered when the reversal came$"
 )]
-async fn late_answer_after_reversal(w: &mut PosWorld) {
+async fn late_answer_not_before_reversal(w: &mut PosWorld) {
     let stan = last_purchase_stan(w);
-    let (answer_at, reversal_at) = w
+    let e = w.journal();
+    let delayed = host_decisions(&e).into_iter().any(|d| {
+        d.get("mti").and_then(Value::as_str) == Some("0200")
+            && d.get("stan").and_then(Value::as_str) == Some(stan.as_str())
+            && d.get("actions").and_then(Value::as_array).is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.as_str().is_some_and(|t| t.starts_with("delay")))
+            })
+    });
+    assert!(
+        delayed,
+        "the host answered the purchase (STAN {stan}) without a delay: nothing was late\n{}",
+        w.excerpt(30)
+    );
+    let reversal_at = host_frames(&e, "in")
+        .into_iter()
+        .find(|(_, f)| reverses(f, &stan))
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("no reversal of STAN {stan} at the host\n{}", w.excerpt(20)));
+    let answered_before = host_frames(&e, "out")
+        .into_iter()
+        .any(|(i, a)| i < reversal_at && mti(&a) == "0210" && field(&a, 11) == Some(stan.as_str()));
+    assert!(
+        !answered_before,
+        "the host had answered the purchase (STAN {stan}) before the reversal came: the \
+         terminal reversed an answered sale\n{}",
+        w.excerpt(30)
+    );
+}
+
+#[then(
+    regex = r"^the host acknowledged the reversal of that purchase only after the power came back$"
+)]
+async fn reversal_after_power(w: &mut PosWorld) {
+    let stan = last_purchase_stan(w);
+    let restored = w
+        .wait_for(WAIT, "the terminal's power coming back", |e| {
+            e.iter()
+                .rposition(|x| link(x) == "terminal" && kind(x) == "power-restored")
+        })
+        .await;
+    let acks = w
         .wait_for(
             WAIT,
-            &format!("the host's late 0210 for STAN {stan}"),
+            &format!("the host acknowledging the reversal of STAN {stan}"),
             |e| {
-                let answer = host_frames(e, "out")
+                let own: Vec<String> = host_frames(e, "in")
                     .into_iter()
-                    .find(|(_, a)| mti(a) == "0210" && field(a, 11) == Some(stan.as_str()))?
-                    .0;
-                let reversal = host_frames(e, "in")
+                    .filter(|(_, f)| reverses(f, &stan))
+                    .filter_map(|(_, f)| field(&f, 11).map(str::to_owned))
+                    .collect();
+                let acks: Vec<usize> = host_frames(e, "out")
                     .into_iter()
-                    .find(|(_, f)| reverses(f, &stan))?
-                    .0;
-                Some((answer, reversal))
+                    .filter(|(_, a)| {
+                        mti(a) == "0410" && field(a, 11).is_some_and(|s| own.iter().any(|o| o == s))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                (!acks.is_empty()).then_some(acks)
             },
         )
         .await;
     assert!(
-        reversal_at < answer_at,
-        "the reversal (entry {reversal_at}) came after the host's answer (entry {answer_at}): \
-         the answer was not late\n{}",
+        acks.iter().all(|i| *i > restored),
+        "the host acknowledged the reversal of STAN {stan} at entries {acks:?}, before the \
+         power came back (entry {restored}): nothing was left to survive the power cut\n{}",
         w.excerpt(30)
     );
 }
