@@ -773,3 +773,24 @@ async fn printed_once(w: &mut PosWorld) {
     copies.dedup();
     assert_eq!(copies.len(), n, "a receipt was printed twice");
 }
+
+#[then(
+    regex = r#"^the held receipts came out in the order of the sales: "([^"]+)" before "([^"]+)"$"#
+)]
+async fn held_in_order(w: &mut PosWorld, first: String, second: String) {
+    w.settle().await;
+    let mark = w.mark;
+    let all = printed(since(&w.journal(), mark));
+    let at = |text: &str| {
+        all.iter()
+            .enumerate()
+            .filter(|(_, r)| !r.incomplete && r.text().contains(text))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (at(&first), at(&second));
+    assert!(
+        !a.is_empty() && !b.is_empty() && a.iter().max() < b.iter().min(),
+        "receipts showing \"{first}\" at {a:?}, showing \"{second}\" at {b:?} (in printing order)"
+    );
+}
