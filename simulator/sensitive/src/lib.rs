@@ -14,6 +14,32 @@ use serde::{Serialize, Serializer};
 /// Masks a primary account number: the first six and last four digits stay, every other
 /// character becomes `*`. Values of twelve characters or fewer keep only their last four
 /// (a short PAN with a visible BIN and tail would be nearly clear).
+/// Whether `digits` (ASCII digits only) pass the Luhn check, as every card number does.
+pub fn luhn_valid(digits: &str) -> bool {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = u32::from(c - b'0');
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 pub fn mask_pan(pan: &str) -> String {
     let chars: Vec<char> = pan.chars().collect();
     let n = chars.len();
@@ -201,6 +227,16 @@ pub fn mask_digit_runs(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn luhn_tells_card_numbers_from_other_digit_runs() {
+        assert!(luhn_valid("4761739001010010"));
+        assert!(luhn_valid("4111111111111111"));
+        assert!(!luhn_valid("4111111111111112"));
+        assert!(!luhn_valid(""));
+        assert!(!luhn_valid("41111111111111x1"));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -18,3 +18,8 @@ fn replay(target: &str, f: fn(&[u8])) {
 fn keypad_corpus_replays() {
     replay("keypad", poslab_terminal::fuzz::keypad);
 }
+
+#[test]
+fn card_answers_corpus_replays() {
+    replay("terminal_card_answers", poslab_terminal::fuzz::card_answers);
+}
