@@ -112,3 +112,16 @@ Feature: Close of day
       | SALES        | 1        |
       | SALES TOTAL  | EUR 9.90 |
       | BATCH CLOSED |          |
+
+  Scenario: The host does not answer the close of day: the batch stays open, nothing is lost
+    When the cashier starts a purchase of 13.00 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    And the sale is over
+    Given the host will not answer the next "0500"
+    When the cashier closes the day
+    Then the terminal shows "SETTLEMENT FAILED - BATCH STILL OPEN"
+    And the cash register is told the close of day failed
+    When the cashier closes the day
+    Then the host received a close of day with 1 sale for 13.00 EUR and 0 refunds for 0.00 EUR
+    And the host answered the close of day with "00"
+    And the cash register is told the batch is closed

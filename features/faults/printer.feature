@@ -41,6 +41,7 @@ Feature: The receipt printer fails
     And no whole receipt was printed yet
     When the cover is closed
     Then both held copies were printed, each showing "8.50"
+    And every receipt printed so far was printed once
 
   Scenario: Receipts held for paper keep their order behind a second sale
     Given the printer is out of paper
