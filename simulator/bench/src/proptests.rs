@@ -193,6 +193,7 @@ fn bench() -> impl Strategy<Value = BenchFile> {
             description,
             nodes,
             links,
+            provisioning: None,
         })
 }
 

@@ -38,7 +38,7 @@ fn the_process_bench_runs_the_terminal_as_a_program_in_real_time() {
         Placeholder::Addr("host".into()),
         Placeholder::Pty("ecr".into()),
         Placeholder::Addr("printer".into()),
-        Placeholder::Addr("reader".into()),
+        Placeholder::Listen("reader".into()),
         Placeholder::Workdir,
         Placeholder::Poslab,
     ] {
@@ -307,6 +307,7 @@ fn models_built_in_code_are_checked_too() {
         description: None,
         nodes: Default::default(),
         links: Default::default(),
+        provisioning: None,
     };
     let err = Bench::from_model("code", file.clone()).unwrap_err();
     assert_eq!(err.problems()[0].path, "nodes");

@@ -94,6 +94,13 @@ impl TagValues {
         let items = parse_dol(dol).map_err(|e| card_err(format!("DOL: {e}")))?;
         let mut out = Vec::new();
         for (tag, len) in items {
+            if len > 255 {
+                // EMV DOL lengths are one byte; anything longer is a broken card
+                return Err(card_err(format!(
+                    "DOL entry {:X} asks for {len} bytes",
+                    tag.0
+                )));
+            }
             let v = self.get(tag.0).unwrap_or(&[]);
             if v.len() >= len {
                 out.extend_from_slice(&v[v.len() - len..]);
