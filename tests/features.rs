@@ -10,6 +10,9 @@ use poslab::run::runner::{self, RunSpec};
 
 struct Suite {
     name: &'static str,
+    /// Needs real hardware: run only with `--ignored` / `--include-ignored` (nextest:
+    /// `--run-ignored only`), against the bench named by POSLAB_HIL_BENCH.
+    hil: bool,
     bench: &'static str,
     /// Tag expression: the process bench runs in real time, so scenarios that wait out
     /// long timers on purpose are left to the simulated bench.
@@ -19,24 +22,39 @@ struct Suite {
 const SUITES: &[Suite] = &[
     Suite {
         name: "features::default_bench",
+        hil: false,
         bench: "scenarios/default.yaml",
         tags: None,
     },
     Suite {
         name: "features::process_bench",
+        hil: false,
         bench: "scenarios/process.yaml",
         // @embedded-terminal: the bench acts on the embedded terminal itself (its master key)
-        tags: Some("not @simulated-time and not @embedded-terminal"),
+        tags: Some("not @simulated-time and not @embedded-terminal and not @hil"),
+    },
+    Suite {
+        name: "features::hil_bench",
+        hil: true,
+        bench: "scenarios/examples/desk-terminal.yaml",
+        tags: Some("@hil"),
     },
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let ignored_only = args.iter().any(|a| a == "--ignored");
+    let include_ignored = args.iter().any(|a| a == "--include-ignored");
+    let wanted = |s: &Suite| {
+        if ignored_only {
+            s.hil
+        } else {
+            !s.hil || include_ignored
+        }
+    };
     if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for s in SUITES {
-                println!("{}: test", s.name);
-            }
+        for s in SUITES.iter().filter(|s| wanted(s)) {
+            println!("{}: test", s.name);
         }
         return ExitCode::SUCCESS;
     }
@@ -44,6 +62,7 @@ fn main() -> ExitCode {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let selected: Vec<&Suite> = SUITES
         .iter()
+        .filter(|s| wanted(s))
         .filter(|s| {
             filters.is_empty()
                 || filters.iter().any(|f| {
@@ -65,7 +84,11 @@ fn main() -> ExitCode {
     let mut failed = 0;
     for s in &selected {
         println!("\n=== {} ({}) ===", s.name, s.bench);
-        let bench = match poslab::cmd::run::load_bench(Some(std::path::Path::new(s.bench))) {
+        let bench_path = match (s.hil, std::env::var("POSLAB_HIL_BENCH")) {
+            (true, Ok(p)) => p,
+            _ => s.bench.to_string(),
+        };
+        let bench = match poslab::cmd::run::load_bench(Some(std::path::Path::new(&bench_path))) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("{}: {e:#}", s.name);
@@ -82,7 +105,7 @@ fn main() -> ExitCode {
             out: out.clone(),
             shard: None,
             replay_prefix: "cargo run -- run".into(),
-            bench_arg: Some(s.bench.into()),
+            bench_arg: Some(bench_path.clone()),
             quiet: false,
         };
         match runner::run(spec) {
