@@ -34,6 +34,7 @@ Feature: X and Z reports
       | FEE DEBIT      | EUR 0.06   |
       | FEES TOTAL     | EUR 0.96   |
     And the X report does not show "BATCH CLOSED"
+    And the fees on the X report equal the fees the host charged
 
   Scenario Outline: The merchant's fee per card type (credit 0.9 %, debit 0.3 %, rounded half up)
     When the cashier starts a purchase of <amount> EUR
@@ -45,6 +46,7 @@ Feature: X and Z reports
       | <type> 1    | EUR <amount> |
       | FEE <type>  | EUR <fee>    |
       | FEES TOTAL  | EUR <fee>    |
+    And the fees on the X report equal the fees the host charged
 
     Examples:
       | amount | presents                                             | type   | fee  |

@@ -474,6 +474,56 @@ async fn report_lacks(w: &mut PosWorld, which: String, text: String) {
     );
 }
 
+#[then(regex = r"^the fees on the X report equal the fees the host charged$")]
+async fn fees_reconcile(w: &mut PosWorld) {
+    let mark = w.mark;
+    let report = w
+        .wait_for(WAIT, "a printed X REPORT", |e| {
+            printed(since(e, mark))
+                .into_iter()
+                .rev()
+                .find(|r| r.lines.iter().any(|l| l.contains("X REPORT")))
+        })
+        .await;
+    let line = report
+        .words()
+        .into_iter()
+        .find(|l| l.starts_with("FEES TOTAL "))
+        .unwrap_or_else(|| panic!("the X report has no FEES TOTAL line:\n{}", report.text()));
+    let printed_fees = line
+        .rsplit(' ')
+        .next()
+        .map(amount)
+        .unwrap_or_else(|| panic!("no amount in \"{line}\""));
+    let b = w.bench().await;
+    let tid = b.params.tid.clone();
+    let host = b.host.lock().unwrap_or_else(|p| p.into_inner());
+    let charged: u64 = host
+        .terminal(&tid)
+        .map(|t| {
+            t.batch
+                .iter()
+                .filter(|x| {
+                    x.settles && x.code.is_approved() && x.state == poslab_host::TxnState::Standing
+                })
+                .map(|x| x.fee)
+                .sum()
+        })
+        .unwrap_or(0);
+    drop(host);
+    assert!(
+        charged > 0,
+        "the host charged no fees: nothing to reconcile"
+    );
+    assert_eq!(
+        printed_fees,
+        charged,
+        "the X report's fees ({}) differ from the fees the host charged ({})",
+        money(printed_fees),
+        money(charged)
+    );
+}
+
 #[then(regex = r#"^no "(\d{4})" for (\d+\.\d{2}) EUR reached the host$"#)]
 async fn none_for_amount(w: &mut PosWorld, m: String, value: String) {
     w.settle().await;
