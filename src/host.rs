@@ -36,6 +36,9 @@ pub struct HostServer {
     spec: Arc<Spec>,
     journal: Journal,
     link: Arc<str>,
+    /// The host's clock: the wall clock at start, running with tokio's clock, so that a
+    /// bench in simulated time moves the host's time windows (velocity, settlement) too.
+    clock: (SystemTime, tokio::time::Instant),
 }
 
 impl HostServer {
@@ -45,7 +48,13 @@ impl HostServer {
             spec: Arc::new(spec),
             journal,
             link: Arc::from("host"),
+            clock: (SystemTime::now(), tokio::time::Instant::now()),
         }
+    }
+
+    /// Now, by the host's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.0 + self.clock.1.elapsed()
     }
 
     /// The state machine, for steps that push overrides or read the batch.
@@ -332,7 +341,7 @@ impl HostServer {
         }
         let ctx = RequestContext {
             conn: peer.id,
-            now: SystemTime::now(),
+            now: self.now(),
             tid: None,
         };
         let decision = self.lock().handle(&request, &ctx);

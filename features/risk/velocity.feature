@@ -52,3 +52,13 @@ Feature: Velocity monitoring
     And the cardholder inserts card "visa-credit" and enters PIN "1234"
     Then the terminal shows "DECLINED - SUSPECTED FRAUD"
     And the host answered with response code "59"
+
+  @simulated-time
+  Scenario: Ten minutes later the card is accepted again
+    When 5 purchases of 10.00 EUR are tried with card "visa-credit" and PIN "1234"
+    Then the host approved 5 purchases
+    When 601 seconds pass
+    And the cashier starts a purchase of 10.00 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And the host approved 6 purchases in all
