@@ -21,9 +21,6 @@ Feature: The host fails in the middle of a purchase
     And at close of day the terminal's totals match the host's
     And the host received a close of day with 0 sales for 0.00 EUR and 0 refunds for 0.00 EUR
 
-  # after a power cut the cash register waits out its 300 s completion timer for the lost
-  # purchase; in real time (process bench) that is 5 minutes per scenario
-  @simulated-time
   Scenario: No answer, then a power cut: the queued reversal survives it
     Given the host will not answer the next "0200"
     And the host will not answer the next 1 "0400" messages

@@ -1,6 +1,4 @@
-@lifecycle @faults @system-failure @simulated-time
-# After a power cut the cash register waits out its 300 s completion timer for the purchase
-# it lost; in real time (the process bench) that is 5 minutes a scenario: simulated time only.
+@lifecycle @faults @system-failure
 Feature: The terminal loses power in the middle of a sale
   The request the terminal had sent when the power went is reversed after the restart, from
   what the terminal wrote ahead to its store: nobody is charged twice and the books reconcile.

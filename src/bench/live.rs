@@ -441,6 +441,7 @@ impl LiveBench {
     /// Power loss of the terminal: killed at once, then started again.
     pub async fn power_cycle(&mut self) -> anyhow::Result<()> {
         self.journal.record("terminal", "power-loss", json!({}));
+        self.ecr.abandon();
         match &mut self.dut {
             Dut::Real(Some(hooks)) => hooks.cycle().await?,
             Dut::Real(None) => {
@@ -590,11 +591,15 @@ enum EcrMsg {
 
 struct EcrDriver {
     tx: mpsc::UnboundedSender<EcrMsg>,
+    /// Ends the command in progress: the terminal lost power, its answer will never come.
+    abandon: Arc<tokio::sync::Notify>,
 }
 
 impl EcrDriver {
     fn start(stream: BoxIo, link: LinkConfig, journal: Journal) -> EcrDriver {
         let (tx, mut rx) = mpsc::unbounded_channel::<EcrMsg>();
+        let abandon = Arc::new(tokio::sync::Notify::new());
+        let abandoned = abandon.clone();
         tokio::spawn(async move {
             let mut stream = stream;
             let mut ecr = Ecr::new(EcrConfig {
@@ -614,7 +619,7 @@ impl EcrDriver {
                     }
                     EcrMsg::Run(command, reply) => {
                         let name = command.name();
-                        let result = crate::zvt::run_ecr(
+                        let run = crate::zvt::run_ecr(
                             &mut stream,
                             &mut ecr,
                             command,
@@ -626,8 +631,20 @@ impl EcrDriver {
                                 )))
                             },
                             |_| {},
-                        )
-                        .await;
+                        );
+                        let result = tokio::select! {
+                            r = run => r,
+                            _ = abandoned.notified() => {
+                                // a register whose terminal lost power gives up the command
+                                // and starts afresh (its receipt lookup is the operator's job)
+                                ecr = Ecr::new(EcrConfig {
+                                    link,
+                                    completion_timeout: Duration::from_secs(300),
+                                    ..EcrConfig::default()
+                                });
+                                Err(anyhow::anyhow!("the terminal lost power during the command"))
+                            }
+                        };
                         match &result {
                             Ok(o) => journal.record("ecr", "outcome", json!({"command": name, "status": format!("{:?}", o.status),
                                 "result_code": o.result_code.map(|c| c.0), "text": o.additional_text, "receipt": o.receipt,
@@ -639,7 +656,11 @@ impl EcrDriver {
                 }
             }
         });
-        EcrDriver { tx }
+        EcrDriver { tx, abandon }
+    }
+
+    fn abandon(&self) {
+        self.abandon.notify_waiters();
     }
 
     fn run(&self, command: EcrCommand) -> oneshot::Receiver<anyhow::Result<Outcome>> {

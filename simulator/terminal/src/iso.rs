@@ -317,7 +317,7 @@ mod tests {
         let key = Key::tdes(&hex::decode("7D3C0B5A6E1F2A9B8C4D5E6F70819A2B").unwrap()).unwrap();
         let mut m = network("301", 1, &stamp(), &Params::default());
         sign(&mut m, &key).unwrap();
-        assert_eq!(verify(&m, &key).unwrap(), true);
+        assert!(verify(&m, &key).unwrap());
         m.set(11, "000002");
         assert!(matches!(verify(&m, &key), Err(TerminalError::BadMac)));
     }
