@@ -646,6 +646,36 @@ impl fmt::Display for Message {
     }
 }
 
+/// The canonical bytes a message MAC covers, the same for every dialect: the MTI, then
+/// for every field in number order except 64 and 128, its number as 3 ASCII digits then
+/// its bytes (text as ASCII, binary as is, TLV encoded, composites as their subfields the
+/// same way). Terminal and host sign and check this form.
+pub fn mac_input(message: &Message) -> Vec<u8> {
+    let mut out = message.mti.as_str().as_bytes().to_vec();
+    for (de, field) in message.fields() {
+        if de == 64 || de == 128 {
+            continue;
+        }
+        out.extend_from_slice(format!("{de:03}").as_bytes());
+        field_data(field, &mut out);
+    }
+    out
+}
+
+fn field_data(field: &Field, out: &mut Vec<u8>) {
+    match field {
+        Field::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Field::Binary(b) => out.extend_from_slice(b),
+        Field::Tlv(items) => poslab_tlv::encode_into(items, out),
+        Field::Composite(subs) => {
+            for (n, f) in subs {
+                out.extend_from_slice(format!("{n:03}").as_bytes());
+                field_data(f, out);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,32 +750,3 @@ mod tests {
     }
 }
 
-/// The canonical bytes a message MAC covers, the same for every dialect: the MTI, then
-/// for every field in number order except 64 and 128, its number as 3 ASCII digits then
-/// its bytes (text as ASCII, binary as is, TLV encoded, composites as their subfields the
-/// same way). Terminal and host sign and check this form.
-pub fn mac_input(message: &Message) -> Vec<u8> {
-    let mut out = message.mti.as_str().as_bytes().to_vec();
-    for (de, field) in message.fields() {
-        if de == 64 || de == 128 {
-            continue;
-        }
-        out.extend_from_slice(format!("{de:03}").as_bytes());
-        field_data(field, &mut out);
-    }
-    out
-}
-
-fn field_data(field: &Field, out: &mut Vec<u8>) {
-    match field {
-        Field::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Field::Binary(b) => out.extend_from_slice(b),
-        Field::Tlv(items) => poslab_tlv::encode_into(items, out),
-        Field::Composite(subs) => {
-            for (n, f) in subs {
-                out.extend_from_slice(format!("{n:03}").as_bytes());
-                field_data(f, out);
-            }
-        }
-    }
-}
