@@ -749,4 +749,3 @@ mod tests {
         assert_eq!(format!("{:?}", Field::from(vec![1u8, 2])), "<2 bytes>");
     }
 }
-
