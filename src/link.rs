@@ -66,6 +66,18 @@ impl Dialer {
         }
     }
 
+    /// Any way of opening a stream (e.g. a pipe that runs through a fault link).
+    pub fn custom<F, Fut>(what: impl Into<String>, f: F) -> Dialer
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<BoxIo>> + Send + 'static,
+    {
+        Dialer {
+            what: what.into(),
+            dial: Arc::new(move || Box::pin(f())),
+        }
+    }
+
     /// A link that never connects (a node the bench does not have).
     pub fn refused(what: impl Into<String>) -> Dialer {
         let what = what.into();

@@ -97,6 +97,84 @@ struct EmbeddedParts {
     config: terminal::Config,
     host_offer: Offer,
     printer_offer: Offer,
+    host_faults: LinkFaults,
+    journal: Journal,
+}
+
+/// The live toxics of one link (upstream: terminal to peer; downstream: back), which
+/// every connection over it follows, changed by steps while the scenario runs.
+#[derive(Clone)]
+pub struct LinkFaults {
+    up: tokio::sync::watch::Sender<crate::faultlink::ToxicSet>,
+    down: tokio::sync::watch::Sender<crate::faultlink::ToxicSet>,
+    seed: u64,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LinkFaults {
+    fn new(seed: u64) -> LinkFaults {
+        LinkFaults {
+            up: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
+            down: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
+            seed,
+            connections: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// Adds (or replaces, by name) a toxic.
+    pub fn add(&self, toxic: poslab_faults::ToxicSpec) {
+        let side = match toxic.stream {
+            poslab_faults::StreamDir::Upstream => &self.up,
+            poslab_faults::StreamDir::Downstream => &self.down,
+        };
+        side.send_modify(|set| {
+            let mut v: Vec<_> = set
+                .iter()
+                .filter(|t| t.name != toxic.name)
+                .cloned()
+                .collect();
+            v.push(toxic.clone());
+            *set = Arc::new(v);
+        });
+    }
+
+    /// Removes every toxic.
+    pub fn clear(&self) {
+        self.up.send_replace(Arc::new(Vec::new()));
+        self.down.send_replace(Arc::new(Vec::new()));
+    }
+}
+
+/// A pipe to `peer` through a fault link that follows `faults`.
+fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: Journal) -> Dialer {
+    Dialer::custom(name, move || {
+        let (peer, faults, journal) = (peer.clone(), faults.clone(), journal.clone());
+        async move {
+            let (mine, a) = tokio::io::duplex(crate::link::PIPE_BUFFER);
+            let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
+            peer.offer(Box::new(theirs)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "peer is not there")
+            })?;
+            let n = faults
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            let key = format!("terminal->{name}#{n}");
+            let up = crate::faultlink::Side::live(
+                faults.up.subscribe(),
+                faults.seed,
+                &format!("{key}/upstream"),
+            );
+            let down = crate::faultlink::Side::live(
+                faults.down.subscribe(),
+                faults.seed,
+                &format!("{key}/downstream"),
+            );
+            let ctx = crate::faultlink::LinkCtx::new(&format!("terminal->{name}"), journal);
+            crate::faultlink::spawn_link(a, b, up, down, ctx);
+            Ok(Box::new(mine) as BoxIo)
+        }
+    })
 }
 
 /// Options of a run that are not in the bench file.
@@ -321,10 +399,45 @@ impl LiveBench {
             software_version: format!("poslab-terminal {}", env!("CARGO_PKG_VERSION")),
             wall_start: wall_start(),
         };
+        let host_faults = LinkFaults::new(options.seed);
+        // standing faults of the bench file's terminal->host link
+        for l in bench
+            .links()
+            .into_iter()
+            .filter(|l| l.key == "terminal->host")
+        {
+            for f in &l.link.faults {
+                let streams: &[&str] = match f.stream {
+                    poslab_bench::Stream::Upstream => &["upstream"],
+                    poslab_bench::Stream::Downstream => &["downstream"],
+                    _ => &["upstream", "downstream"],
+                };
+                for stream in streams {
+                    let name = f
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}_{stream}", f.kind));
+                    let json = serde_json::json!({
+                        "name": name,
+                        "type": f.kind,
+                        "stream": stream,
+                        "toxicity": f.toxicity,
+                        "attributes": f.attributes,
+                    });
+                    let toxic = poslab_faults::ToxicSpec::from_json(json.to_string().as_bytes())
+                        .map_err(|e| {
+                            anyhow::anyhow!("bench {}: terminal->host fault: {e}", bench.source())
+                        })?;
+                    host_faults.add(toxic);
+                }
+            }
+        }
         let parts = EmbeddedParts {
             config,
             host_offer,
             printer_offer,
+            host_faults,
+            journal: journal.clone(),
         };
         let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(&parts, &journal);
         let ecr = EcrDriver::start(ecr_stream, LinkConfig::tcp(), journal.clone());
@@ -430,6 +543,15 @@ impl LiveBench {
         self.pad.set_broken(broken);
     }
 
+    /// The live faults of the terminal->host link (embedded benches; a process or a real
+    /// terminal has its host link through the proxy, `poslab proxy`).
+    pub fn host_link_faults(&self) -> anyhow::Result<&LinkFaults> {
+        self.embedded
+            .as_ref()
+            .map(|p| &p.host_faults)
+            .ok_or_else(|| anyhow::anyhow!("link faults from steps need the all-emulated bench (or poslab proxy in front of the host)"))
+    }
+
     pub async fn printer_fault(&self, fault: Fault) -> anyhow::Result<()> {
         self.printer.set_fault(fault).await
     }
@@ -510,7 +632,12 @@ fn start_embedded(parts: &EmbeddedParts, journal: &Journal) -> (Dut, BoxIo, BoxI
     let ecr_stream = ecr_offer.pipe().map(|s| Box::new(s) as BoxIo);
     let pad_stream = pad_offer.pipe().map(|s| Box::new(s) as BoxIo);
     let links = terminal::Links {
-        host: Dialer::memory("host", parts.host_offer.clone()),
+        host: faulty_dialer(
+            "host",
+            parts.host_offer.clone(),
+            parts.host_faults.clone(),
+            parts.journal.clone(),
+        ),
         printer: Dialer::memory("printer", parts.printer_offer.clone()),
         ecr: ecr_incoming,
         ecr_link: LinkConfig::tcp(),

@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod closing;
 pub mod lifecycle;
+pub mod links;
 pub mod preauth;
 pub mod sale;
 pub mod setup;
