@@ -155,12 +155,21 @@ async fn host_code(w: &mut PosWorld, code: String) {
             last_code(e.get(mark..).unwrap_or(&[]), &["0100", "0200"])
         })
         .await;
-    assert_eq!(
-        got,
-        code,
-        "the host answered {got}, expected {code}\n{}",
-        w.excerpt(15)
-    );
+    if got != code {
+        // the relevant excerpt: what the host received and decided for this sale
+        let entries = w.journal();
+        let host: Vec<String> = entries
+            .get(mark..)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| super::link(e) == "host")
+            .map(|e| e.to_string())
+            .collect();
+        panic!(
+            "the host answered {got}, expected {code}\n--- the host's journal for this sale ---\n{}",
+            host.join("\n")
+        );
+    }
 }
 
 #[then(expr = "no money moved for this purchase")]
