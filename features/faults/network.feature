@@ -1,4 +1,4 @@
-@lifecycle @faults @network @embedded-terminal
+@lifecycle @faults @network
 Feature: A flaky link on the way to the host
   Whatever the network does, nobody is charged twice and the books reconcile at close of day.
   The faults are poslab proxy's toxics on the terminal's link to the host, seeded by the run.

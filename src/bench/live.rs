@@ -88,6 +88,8 @@ pub struct LiveBench {
     dut: Dut,
     /// For restarting the embedded terminal after a power loss.
     embedded: Option<EmbeddedParts>,
+    /// The live faults of the terminal->host link.
+    host_faults: LinkFaults,
     pub workdir: PathBuf,
     shutdown: CancellationToken,
     pub params: Params,
@@ -143,6 +145,43 @@ impl LinkFaults {
         self.up.send_replace(Arc::new(Vec::new()));
         self.down.send_replace(Arc::new(Vec::new()));
     }
+}
+
+/// Streams from `incoming` (a process's or a real terminal's connections to the emulated
+/// host) through a fault link that follows `faults`.
+fn through_faults(mut incoming: Incoming, faults: LinkFaults, journal: Journal) -> Incoming {
+    let (offer, out) = Incoming::channel();
+    tokio::spawn(async move {
+        while let Some(stream) = incoming.next().await {
+            let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
+            let n = faults
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            let key = format!("terminal->host#{n}");
+            let up = crate::faultlink::Side::live(
+                faults.up.subscribe(),
+                faults.seed,
+                &format!("{key}/upstream"),
+            );
+            let down = crate::faultlink::Side::live(
+                faults.down.subscribe(),
+                faults.seed,
+                &format!("{key}/downstream"),
+            );
+            crate::faultlink::spawn_link(
+                stream,
+                b,
+                up,
+                down,
+                crate::faultlink::LinkCtx::new("terminal->host", journal.clone()),
+            );
+            if offer.offer(Box::new(theirs)).is_err() {
+                return;
+            }
+        }
+    });
+    out
 }
 
 /// A pipe to `peer` through a fault link that follows `faults`.
@@ -270,13 +309,54 @@ impl LiveBench {
         let terminal_node = bench.node("terminal");
         let process = terminal_node.and_then(|n| n.process.clone());
 
+        let host_faults = LinkFaults::new(options.seed);
+        // standing faults of the bench file's terminal->host link
+        for l in bench
+            .links()
+            .into_iter()
+            .filter(|l| l.key == "terminal->host")
+        {
+            for f in &l.link.faults {
+                let streams: &[&str] = match f.stream {
+                    poslab_bench::Stream::Upstream => &["upstream"],
+                    poslab_bench::Stream::Downstream => &["downstream"],
+                    _ => &["upstream", "downstream"],
+                };
+                for stream in streams {
+                    let name = f
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}_{stream}", f.kind));
+                    let json = serde_json::json!({
+                        "name": name,
+                        "type": f.kind,
+                        "stream": stream,
+                        "toxicity": f.toxicity,
+                        "attributes": f.attributes,
+                    });
+                    let toxic = poslab_faults::ToxicSpec::from_json(json.to_string().as_bytes())
+                        .map_err(|e| {
+                            anyhow::anyhow!("bench {}: terminal->host fault: {e}", bench.source())
+                        })?;
+                    host_faults.add(toxic);
+                }
+            }
+        }
         if let Some(spec_proc) = process {
             // the terminal is a program: serve it on loopback ports and ptys
             let mut wiring = Wiring::allocate(bench, "terminal", &options.workdir).await?;
             let host_listener = wiring
                 .take_listener("host")
                 .ok_or_else(|| anyhow::anyhow!("the process has no {{host}}"))?;
-            serve_incoming(Incoming::tcp(host_listener), server, shutdown.clone());
+            serve_incoming(
+                through_faults(
+                    Incoming::tcp(host_listener),
+                    host_faults.clone(),
+                    journal.clone(),
+                ),
+                server,
+                shutdown.clone(),
+            );
             if let Some(l) = wiring.take_listener("printer") {
                 serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
             }
@@ -315,6 +395,7 @@ impl LiveBench {
                 cards: HashMap::new(),
                 dut: Dut::Process(dut),
                 embedded: None,
+                host_faults: host_faults.clone(),
                 workdir: options.workdir,
                 shutdown,
                 params,
@@ -331,7 +412,11 @@ impl LiveBench {
                     .unwrap_or_else(|| default.to_string())
             };
             let host_l = crate::net::bind(&listen_of("host", "0.0.0.0:8583")).await?;
-            serve_incoming(Incoming::tcp(host_l), server, shutdown.clone());
+            serve_incoming(
+                through_faults(Incoming::tcp(host_l), host_faults.clone(), journal.clone()),
+                server,
+                shutdown.clone(),
+            );
             if bench.node("printer").is_some() {
                 let l = crate::net::bind(&listen_of("printer", "0.0.0.0:9100")).await?;
                 serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
@@ -379,6 +464,7 @@ impl LiveBench {
                 cards: HashMap::new(),
                 dut: Dut::Real(power),
                 embedded: None,
+                host_faults: host_faults.clone(),
                 workdir: options.workdir,
                 shutdown,
                 params,
@@ -399,39 +485,6 @@ impl LiveBench {
             software_version: format!("poslab-terminal {}", env!("CARGO_PKG_VERSION")),
             wall_start: wall_start(),
         };
-        let host_faults = LinkFaults::new(options.seed);
-        // standing faults of the bench file's terminal->host link
-        for l in bench
-            .links()
-            .into_iter()
-            .filter(|l| l.key == "terminal->host")
-        {
-            for f in &l.link.faults {
-                let streams: &[&str] = match f.stream {
-                    poslab_bench::Stream::Upstream => &["upstream"],
-                    poslab_bench::Stream::Downstream => &["downstream"],
-                    _ => &["upstream", "downstream"],
-                };
-                for stream in streams {
-                    let name = f
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("{}_{stream}", f.kind));
-                    let json = serde_json::json!({
-                        "name": name,
-                        "type": f.kind,
-                        "stream": stream,
-                        "toxicity": f.toxicity,
-                        "attributes": f.attributes,
-                    });
-                    let toxic = poslab_faults::ToxicSpec::from_json(json.to_string().as_bytes())
-                        .map_err(|e| {
-                            anyhow::anyhow!("bench {}: terminal->host fault: {e}", bench.source())
-                        })?;
-                    host_faults.add(toxic);
-                }
-            }
-        }
         let parts = EmbeddedParts {
             config,
             host_offer,
@@ -454,6 +507,7 @@ impl LiveBench {
             reader: ReaderSide::Memory(Arc::new(Mutex::new(reader_offer))),
             cards: HashMap::new(),
             dut,
+            host_faults: parts.host_faults.clone(),
             embedded: Some(parts),
             workdir: options.workdir,
             shutdown,
@@ -543,13 +597,10 @@ impl LiveBench {
         self.pad.set_broken(broken);
     }
 
-    /// The live faults of the terminal->host link (embedded benches; a process or a real
-    /// terminal has its host link through the proxy, `poslab proxy`).
+    /// The live faults of the terminal->host link (in memory for the embedded terminal,
+    /// on the accepted connections of a process or a real terminal).
     pub fn host_link_faults(&self) -> anyhow::Result<&LinkFaults> {
-        self.embedded
-            .as_ref()
-            .map(|p| &p.host_faults)
-            .ok_or_else(|| anyhow::anyhow!("link faults from steps need the all-emulated bench (or poslab proxy in front of the host)"))
+        Ok(&self.host_faults)
     }
 
     pub async fn printer_fault(&self, fault: Fault) -> anyhow::Result<()> {
