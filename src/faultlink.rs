@@ -194,6 +194,14 @@ where
     }
 }
 
+/// Asks `side`'s stages about a new connection to `upstream` (a name: `host`); `Some` is
+/// the refusal (`refuse`, `dns_failure`), journaled like every fault decision.
+pub fn refuses(side: &mut Side, ctx: &LinkCtx, upstream: &str) -> Option<Action> {
+    let verdict = side.pipeline.handle_connect(ctx.now(), upstream);
+    journal_events(&mut side.pipeline, ctx, StreamDir::Upstream);
+    verdict
+}
+
 fn journal_events(pipeline: &mut Pipeline, ctx: &LinkCtx, dir: StreamDir) {
     let events = pipeline.poll_events();
     if !ctx.journal.is_enabled() {

@@ -30,6 +30,14 @@ Feature: A flaky link on the way to the host
     Given the link from the terminal to the host drops 30% of packets and adds 800 ms ± 200 ms
     When 8 purchases of 5.00 EUR are made with card "visa-credit"
     Then every purchase ends approved, declined or reversed
-    And nobody was charged twice
     When the link from the terminal to the host is healthy again
-    Then at close of day the terminal's totals match the host's
+    Then nobody was charged twice
+    And at close of day the terminal's totals match the host's
+
+  Scenario: A flapping link: every purchase ends approved, declined or reversed
+    Given the link from the terminal to the host flaps: up 1500 ms, down 2500 ms
+    When 5 purchases of 5.00 EUR are made with card "visa-credit"
+    Then every purchase ends approved, declined or reversed
+    When the link from the terminal to the host is healthy again
+    Then nobody was charged twice
+    And at close of day the terminal's totals match the host's

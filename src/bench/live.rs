@@ -159,7 +159,7 @@ fn through_faults(mut incoming: Incoming, faults: LinkFaults, journal: Journal) 
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
             let key = format!("terminal->host#{n}");
-            let up = crate::faultlink::Side::live(
+            let mut up = crate::faultlink::Side::live(
                 faults.up.subscribe(),
                 faults.seed,
                 &format!("{key}/upstream"),
@@ -169,13 +169,12 @@ fn through_faults(mut incoming: Incoming, faults: LinkFaults, journal: Journal) 
                 faults.seed,
                 &format!("{key}/downstream"),
             );
-            crate::faultlink::spawn_link(
-                stream,
-                b,
-                up,
-                down,
-                crate::faultlink::LinkCtx::new("terminal->host", journal.clone()),
-            );
+            let ctx = crate::faultlink::LinkCtx::new("terminal->host", journal.clone());
+            if crate::faultlink::refuses(&mut up, &ctx, "host").is_some() {
+                drop(stream); // refused: the connection closes at once
+                continue;
+            }
+            crate::faultlink::spawn_link(stream, b, up, down, ctx);
             if offer.offer(Box::new(theirs)).is_err() {
                 return;
             }
@@ -191,15 +190,12 @@ fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: J
         async move {
             let (mine, a) = tokio::io::duplex(crate::link::PIPE_BUFFER);
             let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
-            peer.offer(Box::new(theirs)).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "peer is not there")
-            })?;
             let n = faults
                 .connections
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
             let key = format!("terminal->{name}#{n}");
-            let up = crate::faultlink::Side::live(
+            let mut up = crate::faultlink::Side::live(
                 faults.up.subscribe(),
                 faults.seed,
                 &format!("{key}/upstream"),
@@ -210,6 +206,15 @@ fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: J
                 &format!("{key}/downstream"),
             );
             let ctx = crate::faultlink::LinkCtx::new(&format!("terminal->{name}"), journal);
+            if let Some(action) = crate::faultlink::refuses(&mut up, &ctx, name) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    format!("{name}: {action:?}"),
+                ));
+            }
+            peer.offer(Box::new(theirs)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "peer is not there")
+            })?;
             crate::faultlink::spawn_link(a, b, up, down, ctx);
             Ok(Box::new(mine) as BoxIo)
         }

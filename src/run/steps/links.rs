@@ -68,6 +68,34 @@ async fn down(w: &mut PosWorld) {
     .await;
 }
 
+#[given(expr = "the host's name does not resolve")]
+async fn dns_failure(w: &mut PosWorld) {
+    add(
+        w,
+        json!({"name": "dns_failure", "type": "dns_failure", "stream": "upstream"}),
+    )
+    .await;
+}
+
+#[given(expr = "the host refuses connections")]
+async fn refuse(w: &mut PosWorld) {
+    add(
+        w,
+        json!({"name": "refuse", "type": "refuse", "stream": "upstream"}),
+    )
+    .await;
+}
+
+#[given(expr = "the link from the terminal to the host flaps: up {int} ms, down {int} ms")]
+async fn flapping(w: &mut PosWorld, up: u64, down: u64) {
+    add(
+        w,
+        json!({"name": "flapping_upstream", "type": "flapping", "stream": "upstream",
+                  "attributes": {"up": up, "down": down}}),
+    )
+    .await;
+}
+
 #[given(expr = "the link from the terminal to the host has the toxic {string}")]
 async fn toxic(w: &mut PosWorld, json_text: String) {
     let v: serde_json::Value =
