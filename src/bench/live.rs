@@ -302,9 +302,22 @@ impl LiveBench {
         let server = HostServer::new(host, spec.clone(), journal.clone());
         let host_state = server.host();
         // the printer
+        // standing printer faults from the bench file
+        let printer_faults = bench
+            .node("printer")
+            .and_then(|n| n.emulated.as_ref())
+            .map(|e| e.faults.join(","))
+            .unwrap_or_default();
+        let printer_faults = poslab_escpos::parse_faults(&printer_faults).map_err(|e| {
+            anyhow::anyhow!(
+                "bench {}: nodes.printer.emulated.faults: {e}",
+                bench.source()
+            )
+        })?;
         let (printer, _task) = printer::spawn(
             printer::Options {
                 link: "printer".into(),
+                faults: printer_faults,
                 ..printer::Options::default()
             },
             journal.clone(),

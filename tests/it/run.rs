@@ -112,3 +112,68 @@ fn steps_lists_every_step_with_an_example() {
         "{stdout}"
     );
 }
+
+const PAPERLESS_BENCH: &str = r#"name: paperless
+nodes:
+  terminal: emulated
+  host: emulated
+  printer:
+    emulated: { faults: [paper-out] }
+  reader: emulated
+  card: emulated
+  ecr:
+    emulated: { protocol: zvt }
+  keypad: emulated
+links:
+  ecr->terminal: {}
+  terminal->host: {}
+  terminal->printer: {}
+  terminal->reader: {}
+  terminal->keypad: {}
+  reader->card: {}
+"#;
+
+const PAPERLESS: &str = r#"Feature: A printer out of paper from the bench file
+  Scenario: The sale completes, the cashier is told, nothing is printed
+    Given the bench "paperless"
+    And the terminal has signed on
+    When the cashier starts a purchase of 12.00 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And the terminal tells the cashier "PRINTER OUT OF PAPER"
+    And the printer printed 0 receipts
+"#;
+
+#[test]
+fn printer_faults_stand_from_the_bench_file() {
+    let dir = scratch("paperless");
+    std::fs::write(dir.join("paperless.yaml"), PAPERLESS_BENCH).unwrap();
+    std::fs::write(dir.join("paperless.feature"), PAPERLESS).unwrap();
+    let run = |bench: &std::path::Path| {
+        poslab()
+            .arg("run")
+            .arg(dir.join("paperless.feature"))
+            .arg("--bench")
+            .arg(bench)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&dir.join("paperless.yaml"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // a misspelt fault stops the run and names the file and the key
+    std::fs::write(
+        dir.join("bad.yaml"),
+        PAPERLESS_BENCH.replace("paper-out", "paper-gone"),
+    )
+    .unwrap();
+    let out = run(&dir.join("bad.yaml"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("bad.yaml: nodes.printer.emulated.faults: bad fault 'paper-gone'"),
+        "{stdout}"
+    );
+}

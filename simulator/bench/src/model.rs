@@ -200,6 +200,11 @@ pub struct Emulated {
     /// Where an emulated card reader's vpcd peer is (`HOST:PORT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpcd: Option<String>,
+    /// Device faults standing from power-on, in the device's own words; the printer's:
+    /// `paper-near-end`, `paper-out`, `paper-out-after=N`, `cover-open`, `jam`, `offline`,
+    /// `slow=N` (lines per second), `garbage`, `drawer-open`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
 }
 
 /// A serial line: `{path, baud, ...}` or the shorthand `"/dev/ttyUSB0 @ 115200 8N1"`.

@@ -110,6 +110,7 @@ fn node() -> impl Strategy<Value = Node> {
                     config,
                     protocol,
                     vpcd,
+                    faults: Vec::new(),
                 }),
         ),
         prop::option::of(text()),
