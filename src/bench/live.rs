@@ -140,6 +140,28 @@ impl LinkFaults {
         });
     }
 
+    /// The two directions of a new connection to `peer`, following the live toxics; each
+    /// connection gets its own RNG streams (`terminal->peer#N/upstream/...`).
+    fn sides(&self, peer: &str) -> (crate::faultlink::Side, crate::faultlink::Side) {
+        let n = self
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let key = format!("terminal->{peer}#{n}");
+        (
+            crate::faultlink::Side::live(
+                self.up.subscribe(),
+                self.seed,
+                &format!("{key}/upstream"),
+            ),
+            crate::faultlink::Side::live(
+                self.down.subscribe(),
+                self.seed,
+                &format!("{key}/downstream"),
+            ),
+        )
+    }
+
     /// Removes every toxic.
     pub fn clear(&self) {
         self.up.send_replace(Arc::new(Vec::new()));
@@ -154,21 +176,7 @@ fn through_faults(mut incoming: Incoming, faults: LinkFaults, journal: Journal) 
     tokio::spawn(async move {
         while let Some(stream) = incoming.next().await {
             let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
-            let n = faults
-                .connections
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            let key = format!("terminal->host#{n}");
-            let mut up = crate::faultlink::Side::live(
-                faults.up.subscribe(),
-                faults.seed,
-                &format!("{key}/upstream"),
-            );
-            let down = crate::faultlink::Side::live(
-                faults.down.subscribe(),
-                faults.seed,
-                &format!("{key}/downstream"),
-            );
+            let (mut up, down) = faults.sides("host");
             let ctx = crate::faultlink::LinkCtx::new("terminal->host", journal.clone());
             if crate::faultlink::refuses(&mut up, &ctx, "host").is_some() {
                 drop(stream); // refused: the connection closes at once
@@ -190,21 +198,7 @@ fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: J
         async move {
             let (mine, a) = tokio::io::duplex(crate::link::PIPE_BUFFER);
             let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
-            let n = faults
-                .connections
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            let key = format!("terminal->{name}#{n}");
-            let mut up = crate::faultlink::Side::live(
-                faults.up.subscribe(),
-                faults.seed,
-                &format!("{key}/upstream"),
-            );
-            let down = crate::faultlink::Side::live(
-                faults.down.subscribe(),
-                faults.seed,
-                &format!("{key}/downstream"),
-            );
+            let (mut up, down) = faults.sides(name);
             let ctx = crate::faultlink::LinkCtx::new(&format!("terminal->{name}"), journal);
             if let Some(action) = crate::faultlink::refuses(&mut up, &ctx, name) {
                 return Err(std::io::Error::new(

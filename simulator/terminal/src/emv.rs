@@ -131,7 +131,7 @@ pub fn processing_options(bytes: &[u8]) -> Result<([u8; 2], Vec<u8>), TerminalEr
             let (aip, afl) = b
                 .split_at_checked(2)
                 .ok_or_else(|| card_err("GPO format 1 shorter than the AIP"))?;
-            Ok(([aip[0], aip[1]], afl.to_vec()))
+            Ok(([aip[0], aip[1]], afl.to_vec())) // ok: split_at_checked(2) gave 2 bytes
         }
         Some(t) if t.tag == Tag(0x77) => {
             let aip = t
@@ -156,7 +156,7 @@ pub fn afl_records(afl: &[u8]) -> Result<Vec<(u8, u8)>, TerminalError> {
     }
     let mut out = Vec::new();
     for e in afl.chunks(4) {
-        let sfi = e[0] >> 3;
+        let sfi = e[0] >> 3; // ok: chunks(4) of a length checked to be a multiple of 4
         if sfi == 0 || e[1] == 0 || e[2] < e[1] {
             return Err(card_err(format!("bad AFL entry {}", hex::encode_upper(e))));
         }
@@ -192,10 +192,11 @@ pub fn select_cvm(cvm_list: &[u8], amount: u64) -> Cvm {
     let Some((xy, rules)) = cvm_list.split_at_checked(8) else {
         return Cvm::Signature;
     };
+    // ok: split_at_checked(8) gave 8 bytes
     let x = u64::from(u32::from_be_bytes([xy[0], xy[1], xy[2], xy[3]]));
     let y = u64::from(u32::from_be_bytes([xy[4], xy[5], xy[6], xy[7]]));
     for rule in rules.chunks_exact(2) {
-        let (code, cond) = (rule[0], rule[1]);
+        let (code, cond) = (rule[0], rule[1]); // ok: chunks_exact(2)
         let applies = match cond {
             0x00 | 0x03 => true, // always; if the terminal supports the CVM
             0x06 => amount < x,
@@ -251,7 +252,7 @@ pub fn cryptogram(bytes: &[u8]) -> Result<Cryptogram, TerminalError> {
                 return Err(card_err("GENERATE AC format 1 shorter than 11 bytes"));
             }
             let mut ac = [0; 8];
-            ac.copy_from_slice(&b[3..11]);
+            ac.copy_from_slice(&b[3..11]); // ok: b.len() >= 11 checked above
             Ok(Cryptogram {
                 cid: b[0],
                 atc: [b[1], b[2]],
@@ -310,7 +311,7 @@ pub fn amount_bcd(minor: u64) -> Vec<u8> {
     digits
         .as_bytes()
         .chunks(2)
-        .map(|p| ((p[0] - b'0') << 4) | (p[1] - b'0'))
+        .map(|p| ((p[0] - b'0') << 4) | (p[1] - b'0')) // ok: an even count of our own digits
         .collect()
 }
 
@@ -319,7 +320,7 @@ pub fn code_bcd(n: u16) -> Vec<u8> {
     let d = format!("{:04}", n % 10_000);
     d.as_bytes()
         .chunks(2)
-        .map(|p| ((p[0] - b'0') << 4) | (p[1] - b'0'))
+        .map(|p| ((p[0] - b'0') << 4) | (p[1] - b'0')) // ok: an even count of our own digits
         .collect()
 }
 

@@ -17,8 +17,8 @@ use crate::txn::{Entry, SafEntry, Stamp, Totals, TxnKind, TxnRecord};
 use crate::TerminalError;
 
 fn message(mti: &str) -> Message {
-    Message::new(Mti::new(mti).unwrap_or_else(|_| unreachable!("built-in MTI {mti}")))
-    // ok: MTIs here are literals
+    let mti = Mti::new(mti).unwrap_or_else(|_| unreachable!("built-in MTI {mti}")); // ok: literals
+    Message::new(mti)
 }
 
 fn stamp_fields(m: &mut Message, stan: u32, at: &Stamp) {

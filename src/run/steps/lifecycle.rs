@@ -10,7 +10,7 @@ use poslab_crypto::KeyFile;
 use poslab_zvt::ecr::EcrCommand;
 use serde_json::Value;
 
-use super::{amount, displayed, field, host_requests, kind, link, mti, receipts};
+use super::{amount, displayed, field, host_answers, host_requests, mti, receipts};
 use crate::run::world::{PosWorld, WAIT};
 
 /// The network management codes (DE 70) by the name the features use.
@@ -20,18 +20,6 @@ fn network_code(name: &str) -> &'static str {
         "key exchange" => "101",
         _ => "301", // echo test
     }
-}
-
-/// Frames the host sent (`dir: out`).
-fn host_answers(entries: &[Value]) -> Vec<&Value> {
-    entries
-        .iter()
-        .filter(|e| {
-            link(e) == "host"
-                && kind(e) == "frame"
-                && e.get("dir").and_then(Value::as_str) == Some("out")
-        })
-        .collect()
 }
 
 fn is_network(frame: &Value, code: &str) -> bool {

@@ -40,6 +40,18 @@ pub fn host_requests(entries: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
+/// Frames the host sent (`dir: out`).
+pub fn host_answers(entries: &[Value]) -> Vec<&Value> {
+    entries
+        .iter()
+        .filter(|e| {
+            link(e) == "host"
+                && kind(e) == "frame"
+                && e.get("dir").and_then(Value::as_str) == Some("out")
+        })
+        .collect()
+}
+
 /// The host's decisions (MTI, STAN, code).
 pub fn host_decisions(entries: &[Value]) -> Vec<&Value> {
     entries

@@ -6,20 +6,11 @@
 use cucumber::{then, when};
 use serde_json::Value;
 
-use super::{amount, displayed, field, host_decisions, host_requests, kind, link, mti, receipts};
+use super::{
+    amount, displayed, field, host_answers, host_decisions, host_requests, kind, link, mti,
+    receipts,
+};
 use crate::run::world::{PosWorld, WAIT};
-
-/// Frames the host sent (`dir: out`).
-fn host_answers(entries: &[Value]) -> Vec<&Value> {
-    entries
-        .iter()
-        .filter(|e| {
-            link(e) == "host"
-                && kind(e) == "frame"
-                && e.get("dir").and_then(Value::as_str) == Some("out")
-        })
-        .collect()
-}
 
 /// The last request with this MTI the host received since the scenario's mark.
 async fn last_request(w: &mut PosWorld, m: &str) -> Value {
