@@ -2,7 +2,7 @@
 //! the committed corpora through them). Each checks a round-trip oracle and panics only
 //! when the oracle fails.
 
-use crate::{parse_config, Config, ToxicSpec};
+use crate::{parse_config, Config, SerialSpec, ToxicSpec};
 
 /// A toxic body (`POST /proxies/{p}/toxics`): whatever parses must print and parse back to
 /// the same toxic, and an update with an empty object must change nothing.
@@ -34,4 +34,29 @@ pub fn config(data: &[u8]) {
         Ok(&proxies),
         "config round trip of {printed}"
     );
+}
+
+/// A serial fault list (`noise=0.01,rx:drop=0.001,...`): whatever parses must print and
+/// parse back to the same list, and its toxics must print and parse back as toxics.
+pub fn serial_spec(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(spec) = text.parse::<SerialSpec>() else {
+        return;
+    };
+    let printed = spec.to_string();
+    assert_eq!(
+        printed.parse::<SerialSpec>().as_ref(),
+        Ok(&spec),
+        "serial spec round trip of {printed}"
+    );
+    for toxic in spec.toxics(9600) {
+        let json = toxic.to_json().to_string();
+        assert_eq!(
+            ToxicSpec::from_json(json.as_bytes()).as_ref(),
+            Ok(&toxic),
+            "serial toxic round trip of {json}"
+        );
+    }
 }

@@ -31,6 +31,7 @@ pub mod fuzz;
 pub mod message;
 mod pipeline;
 mod rng;
+pub mod serial;
 pub mod spec;
 pub mod stages;
 
@@ -40,6 +41,7 @@ pub use message::{
 };
 pub use pipeline::Pipeline;
 pub use rng::RngStream;
+pub use serial::SerialSpec;
 pub use spec::{parse_config, Config, ProxySpec, StageKind, StreamDir, ToxicSpec};
 
 /// Bytes read from one side of a link, and when they are due at the other side.

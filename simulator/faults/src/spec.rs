@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::message::{LengthPrefix2, MessageAction, MessageStage, NthMatching};
+use crate::serial;
 use crate::stages::{self, Base, FlapMode};
 use crate::{FaultError, RngStream, Stage};
 
@@ -152,6 +153,22 @@ pub enum StageKind {
         #[serde(default)]
         match_hex: String,
     },
+    /// Serial: each byte lost with `probability` ([`serial`] has the serial types).
+    ByteDrop(serial::PerByte),
+    /// Serial: each byte with one bit flipped with `probability`.
+    BitErrors(serial::PerByte),
+    /// Serial: the receiver runs at `line_baud`, the sender at `baud` (garbled).
+    WrongBaud(serial::WrongBaudAttrs),
+    /// Serial: a BREAK (the line held low, read as NULs with a framing error).
+    Break(serial::BreakAttrs),
+    /// Serial: bytes failing the parity check, delivered as `mode` says.
+    ParityError(serial::LineErrorAttrs),
+    /// Serial: bytes without their stop bit, delivered as `mode` says.
+    FramingError(serial::LineErrorAttrs),
+    /// Serial: flow control (RTS/CTS, XOFF) stops the line for a while.
+    FlowStall(serial::StallAttrs),
+    /// Serial: the cable is pulled, then plugged back.
+    Disconnect(serial::DisconnectAttrs),
 }
 
 fn one_u32() -> u32 {
@@ -192,6 +209,14 @@ pub const TOXIC_TYPES: &[&str] = &[
     "refuse",
     "dns_failure",
     "message",
+    "byte_drop",
+    "bit_errors",
+    "wrong_baud",
+    "break",
+    "parity_error",
+    "framing_error",
+    "flow_stall",
+    "disconnect",
 ];
 
 impl StageKind {
@@ -215,6 +240,14 @@ impl StageKind {
             StageKind::Refuse {} => "refuse",
             StageKind::DnsFailure {} => "dns_failure",
             StageKind::Message { .. } => "message",
+            StageKind::ByteDrop(_) => "byte_drop",
+            StageKind::BitErrors(_) => "bit_errors",
+            StageKind::WrongBaud(_) => "wrong_baud",
+            StageKind::Break(_) => "break",
+            StageKind::ParityError(_) => "parity_error",
+            StageKind::FramingError(_) => "framing_error",
+            StageKind::FlowStall(_) => "flow_stall",
+            StageKind::Disconnect(_) => "disconnect",
         }
     }
 
@@ -284,7 +317,7 @@ impl StageKind {
                 }
                 hex::decode(match_hex).map_err(|err| bad("match_hex", err.to_string()))?;
             }
-            _ => {}
+            other => serial::check(other).map_err(|(field, reason)| bad(field, reason))?,
         }
         Ok(())
     }
@@ -363,6 +396,14 @@ impl StageKind {
                     Box::new(rule),
                 ))
             }
+            serial @ (StageKind::ByteDrop(_)
+            | StageKind::BitErrors(_)
+            | StageKind::WrongBaud(_)
+            | StageKind::Break(_)
+            | StageKind::ParityError(_)
+            | StageKind::FramingError(_)
+            | StageKind::FlowStall(_)
+            | StageKind::Disconnect(_)) => serial::build(&serial, base),
         }
     }
 }
