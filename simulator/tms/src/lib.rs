@@ -17,6 +17,8 @@
 //! of each module and in README.md ("The terminal management system").
 
 pub mod client;
+pub mod config;
+pub mod device;
 mod error;
 pub mod package;
 pub mod params;
@@ -35,5 +37,51 @@ pub mod fuzz {
             assert_eq!(s.encode(), data, "decode/encode is not the identity");
             let _ = format!("{s:?}");
         }
+    }
+
+    /// TMS configuration text: loading never panics; a config that loads builds a device.
+    pub fn config(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Ok(cfg) = crate::config::Config::from_yaml(text, "fuzz.yaml") {
+            let _ = crate::device::TmsDevice::new(cfg, 1);
+        }
+    }
+
+    /// Arbitrary bytes as a session's input, on both sides: the device answers or refuses
+    /// every frame without panicking, and a client session reading them as answers ends
+    /// cleanly (an event per problem, never a panic).
+    pub fn session(data: &[u8]) {
+        use std::time::Duration;
+        let now = Duration::from_secs(1);
+        let mut device = crate::device::TmsDevice::new(crate::config::Config::default(), 1)
+            .expect("the default config builds"); // ok: tested
+        let mut conn = device.connect("fuzz");
+        for chunk in data.chunks(61) {
+            let out = device.handle_bytes(&mut conn, chunk, now);
+            if out.close {
+                break;
+            }
+        }
+        let mut client = crate::client::ClientSession::new(
+            crate::client::ClientConfig::new(
+                "FUZZ-1",
+                "poslab-ref",
+                crate::package::test_transport_key(),
+            ),
+            crate::client::TerminalStatus::default(),
+            None,
+            now,
+        );
+        while client.poll_transmit().is_some() {}
+        for chunk in data.chunks(97) {
+            client.handle_bytes(chunk, now);
+            while client.poll_transmit().is_some() {}
+            while client.poll_event().is_some() {}
+        }
+        client.handle_closed(now);
+        while client.poll_event().is_some() {}
+        assert!(client.is_finished());
     }
 }

@@ -930,17 +930,6 @@ pub fn params_digest(json: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(json))
 }
 
-/// Reads `need_u64` for the device (offsets) — exposed for the device module.
-#[allow(dead_code)]
-pub(crate) fn request_u64(r: &Request, tag: &str) -> Result<u64, TmsError> {
-    r.need_u64(tag)
-}
-
-#[allow(dead_code)]
-pub(crate) fn request_text<'a>(r: &'a Request, tag: &str) -> Result<&'a str, TmsError> {
-    r.need(tag)
-}
-
 pub(crate) fn answer_text<'a>(a: &'a Answer, tag: &str) -> Result<&'a str, TmsError> {
     a.need(tag)
 }
