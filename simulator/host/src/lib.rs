@@ -27,7 +27,11 @@
 //! - 0500: the terminal's totals (DE 74-77, 86-89, 97) against the host's own batch:
 //!   `00` and the batch closes, or `95`; after 0320 batch upload the uploaded
 //!   transactions are the basis of the next 0500.
+//!
+//! 1993 requests (MTI `1xxx`: 1100, 1200, 1420, 1500, 1804...) go through the same flows
+//! and are answered with the 1993 action code in DE 39 ([`action_code`]).
 
+pub mod action_code;
 pub mod config;
 pub mod crypto_security;
 pub mod fuzz;

@@ -609,7 +609,12 @@ impl Host {
         for (de, value) in std::mem::take(&mut outcome.set) {
             response.set(de, Field::Text(value));
         }
-        response.set(39, Field::Text(code.as_str().to_string()));
+        // a 1993 request (MTI version 1) is answered with the 1993 action code (n3)
+        let de39 = match req.mti.as_str().as_bytes() {
+            [b'1', class, ..] => crate::action_code::action_code(code, *class).to_string(),
+            _ => code.as_str().to_string(),
+        };
+        response.set(39, Field::Text(de39));
         self.security.sign(&tid_key, &mut response);
 
         let mut decision = Decision {

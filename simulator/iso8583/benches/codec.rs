@@ -23,6 +23,15 @@ fn codec(c: &mut Criterion) {
         c.bench_function(&format!("{name}/unpack_0200_23_fields"), |b| {
             b.iter(|| black_box(spec.unpack(black_box(&bytes)).expect("unpacks")))
         });
+        c.bench_function(&format!("{name}/unpack_ref_0200_23_fields"), |b| {
+            b.iter(|| black_box(spec.unpack_ref(black_box(&bytes)).expect("unpacks")))
+        });
+        c.bench_function(&format!("{name}/unpack_ref_0200_then_read_4_fields"), |b| {
+            b.iter(|| {
+                let v = spec.unpack_ref(black_box(&bytes)).expect("unpacks");
+                black_box((v.text(4), v.text(11), v.text(41), v.get(55)))
+            })
+        });
     }
     let text = Spec::builtin_yaml("iso87ascii").expect("built-in");
     c.bench_function("iso87ascii/spec_load", |b| {

@@ -56,12 +56,23 @@ fn main() {
         let (uw, uc) = measure(n, || {
             black_box(spec.unpack(black_box(&bytes)).expect("unpacks"));
         });
+        let (rw, rc) = measure(n, || {
+            black_box(spec.unpack_ref(black_box(&bytes)).expect("unpacks"));
+        });
+        let (fw, fc) = measure(n, || {
+            let v = spec.unpack_ref(black_box(&bytes)).expect("unpacks");
+            black_box((v.text(4), v.text(11), v.text(41), v.get(55)));
+        });
         let show = |c: Option<f64>| c.map_or("n/a".to_string(), |c| format!("{c:.0}"));
         println!(
-            "{name:<17} {} bytes  pack {} cpu / {pw:.0} wall   unpack {} cpu / {uw:.0} wall",
+            "{name:<17} {} bytes  pack {} cpu / {pw:.0} wall   unpack {} cpu / {uw:.0} wall\n\
+             {:<17} unpack_ref {} cpu / {rw:.0} wall   unpack_ref + DE 4, 11, 41, 55 {} cpu / {fw:.0} wall",
             bytes.len(),
             show(pc),
-            show(uc)
+            show(uc),
+            "",
+            show(rc),
+            show(fc)
         );
     }
 }

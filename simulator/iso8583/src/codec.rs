@@ -63,9 +63,9 @@ fn invalid(expected: impl Into<String>, found: String) -> Reason {
 }
 
 /// A cursor over the message; offsets are absolute.
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -130,6 +130,23 @@ impl Spec {
     /// Reads a message: `bytes` is the MTI onwards (no length prefix, no header). Every
     /// byte must belong to a field.
     pub fn unpack(&self, bytes: &[u8]) -> Result<Message, Iso8583Error> {
+        self.walk::<true, _>(bytes, Message::with_capacity, |m, de, _, field| {
+            if let Some(f) = field {
+                m.push_sorted(de, f);
+            }
+        })
+    }
+
+    /// Reads the MTI, the bitmaps and every field in order (checking each completely);
+    /// `begin` makes the result from the MTI and the number of fields, then `on_field`
+    /// gets each field's number, the offset where it starts (its length prefix) and, when
+    /// `BUILD`, its value.
+    pub(crate) fn walk<const BUILD: bool, T>(
+        &self,
+        bytes: &[u8],
+        begin: impl FnOnce(Mti, usize) -> T,
+        mut on_field: impl FnMut(&mut T, u16, usize, Option<Field>),
+    ) -> Result<T, Iso8583Error> {
         let mut r = Reader {
             data: bytes,
             pos: 0,
@@ -144,7 +161,7 @@ impl Spec {
             }
         }
         let count = words.iter().map(|w| w.count_ones()).sum::<u32>() as usize;
-        let mut msg = Message::with_capacity(mti, count);
+        let mut out = begin(mti, count);
         for (i, word) in words.iter().enumerate() {
             let mut w = *word;
             if i == 0 || (i == 1 && self.tertiary) {
@@ -157,8 +174,9 @@ impl Spec {
                 let Some(spec) = self.field(de) else {
                     return Err(unpack_err(FieldPath::de(de), r.pos, Reason::Undefined(de)));
                 };
-                let field = read_field(spec, &mut r, &|| FieldPath::de(de))?;
-                msg.push_sorted(de, field);
+                let start = r.pos;
+                let field = read_field::<BUILD>(spec, &mut r, &|| FieldPath::de(de))?;
+                on_field(&mut out, de, start, field);
             }
         }
         if r.left() > 0 {
@@ -168,7 +186,7 @@ impl Spec {
                 Reason::TrailingBytes(r.left()),
             ));
         }
-        Ok(msg)
+        Ok(out)
     }
 
     fn read_mti(&self, r: &mut Reader<'_>) -> Result<Mti, Iso8583Error> {
@@ -299,7 +317,7 @@ impl Spec {
     }
 }
 
-fn read_length(
+pub(crate) fn read_length(
     f: &FieldSpec,
     r: &mut Reader<'_>,
     path: &dyn Fn() -> FieldPath,
@@ -361,25 +379,47 @@ fn read_length(
 }
 
 /// Wire bytes of a value of `units` length units.
-fn wire_len(f: &FieldSpec, units: usize) -> usize {
+pub(crate) fn wire_len(f: &FieldSpec, units: usize) -> usize {
     match (f.encoding, f.count) {
         (Encoding::Bcd, Count::Digits) => units.div_ceil(2),
         _ => units,
     }
 }
 
-fn read_field(
+/// Reads one field at the cursor: checks it completely (length, encoding, digits, pad
+/// nibbles, TLV structure, subfields) and, when `BUILD`, returns its value. Without
+/// `BUILD` (a [`MessageRef`](crate::MessageRef) scan) nothing is allocated in the common
+/// case and the errors are the same.
+pub(crate) fn read_field<const BUILD: bool>(
     f: &FieldSpec,
     r: &mut Reader<'_>,
     path: &dyn Fn() -> FieldPath,
-) -> Result<Field, Iso8583Error> {
+) -> Result<Option<Field>, Iso8583Error> {
     let units = read_length(f, r, path)?;
     let at = r.pos;
     let loc = || Location::Field(path());
     let data = r.take(wire_len(f, units), &loc)?;
     match &f.format {
-        Format::Plain => decode_plain(f, data, units, at, path),
+        Format::Plain => {
+            check_plain(f, data, units, at, path)?;
+            Ok(BUILD.then(|| build_plain(f, data, units)))
+        }
         Format::Tlv => {
+            if !BUILD {
+                let quick = if f.encoding == Encoding::Hex {
+                    data.len().is_multiple_of(2)
+                        && data.iter().all(|c| hex_val(*c).is_some())
+                        && tlv_quick_ok_with(data.len() / 2, |i| {
+                            let hi = hex_val(*data.get(2 * i)?)?;
+                            Some(hi << 4 | hex_val(*data.get(2 * i + 1)?)?)
+                        })
+                } else {
+                    tlv_quick_ok(data)
+                };
+                if quick {
+                    return Ok(None);
+                }
+            }
             let bytes: std::borrow::Cow<'_, [u8]> = match f.encoding {
                 Encoding::Hex => std::borrow::Cow::Owned(decode_hex(data).map_err(|i| {
                     unpack_err(
@@ -405,7 +445,7 @@ fn read_field(
                     Reason::Tlv(e.kind),
                 )
             })?;
-            Ok(Field::Tlv(items))
+            Ok(BUILD.then_some(Field::Tlv(items)))
         }
         Format::Composite(subs) => {
             let end = r.pos;
@@ -420,8 +460,10 @@ fn read_field(
                     break;
                 }
                 let n = i as u16 + 1;
-                let v = read_field(sub, &mut sub_r, &|| FieldPath::subfield(de, n))?;
-                out.insert(n, v);
+                let v = read_field::<BUILD>(sub, &mut sub_r, &|| FieldPath::subfield(de, n))?;
+                if let Some(v) = v {
+                    out.insert(n, v);
+                }
             }
             if sub_r.left() > 0 {
                 return Err(unpack_err(
@@ -430,32 +472,95 @@ fn read_field(
                     Reason::SubfieldTrailing(sub_r.left()),
                 ));
             }
-            Ok(Field::Composite(out))
+            Ok(BUILD.then_some(Field::Composite(out)))
         }
     }
 }
 
-fn decode_plain(
+/// A quick structural check of BER-TLV data in its common form (primitive objects, tags
+/// of up to 3 bytes, lengths of up to 2 bytes, no padding). `true` only when
+/// `poslab_tlv::parse` accepts the data too; `false` says nothing (the caller then asks
+/// `parse`, which names what is wrong).
+pub(crate) fn tlv_quick_ok(b: &[u8]) -> bool {
+    tlv_quick_ok_with(b.len(), |i| b.get(i).copied())
+}
+
+/// [`tlv_quick_ok`] over `len` bytes read through `byte` (hex-encoded TLV is checked
+/// without decoding it into a buffer first).
+fn tlv_quick_ok_with(len: usize, byte: impl Fn(usize) -> Option<u8>) -> bool {
+    let mut i = 0usize;
+    while i < len {
+        let Some(first) = byte(i) else { return false };
+        if first == 0x00 || first == 0xFF || first & 0x20 != 0 {
+            return false;
+        }
+        i += 1;
+        if first & 0x1F == 0x1F {
+            let Some(second) = byte(i) else { return false };
+            i += 1;
+            if second & 0x80 != 0 {
+                let Some(third) = byte(i) else { return false };
+                i += 1;
+                if third & 0x80 != 0 {
+                    return false;
+                }
+            }
+        }
+        let Some(l) = byte(i) else { return false };
+        i += 1;
+        let value_len = match l {
+            0x00..=0x7F => l as usize,
+            0x81 => match byte(i) {
+                Some(x) => {
+                    i += 1;
+                    x as usize
+                }
+                None => return false,
+            },
+            0x82 => match (byte(i), byte(i + 1)) {
+                (Some(x), Some(y)) => {
+                    i += 2;
+                    (x as usize) << 8 | y as usize
+                }
+                _ => return false,
+            },
+            _ => return false,
+        };
+        if len.saturating_sub(i) < value_len {
+            return false;
+        }
+        i += value_len;
+    }
+    true
+}
+
+/// Checks a plain field's wire bytes: the characters its encoding and `numeric` allow,
+/// hex digits, BCD pad nibbles. [`build_plain`] then cannot fail.
+fn check_plain(
     f: &FieldSpec,
     data: &[u8],
     units: usize,
     at: usize,
     path: &dyn Fn() -> FieldPath,
-) -> Result<Field, Iso8583Error> {
+) -> Result<(), Iso8583Error> {
     let sens = f.sensitivity;
+    let bad_digits = |chars: &[u8]| {
+        unpack_err(
+            path(),
+            at,
+            invalid(format!("{} digits", chars.len()), shown(chars, sens)),
+        )
+    };
     let check_digits = |chars: &[u8]| -> Result<(), Iso8583Error> {
-        if f.numeric && chars.iter().any(|c| !c.is_ascii_digit()) {
-            return Err(unpack_err(
-                path(),
-                at,
-                invalid(format!("{} digits", chars.len()), shown(chars, sens)),
-            ));
+        if f.numeric && !chars.iter().all(u8::is_ascii_digit) {
+            return Err(bad_digits(chars));
         }
         Ok(())
     };
     match f.encoding {
         Encoding::Ascii => {
-            if let Some(i) = data.iter().position(|b| !b.is_ascii()) {
+            if !data.is_ascii() {
+                let i = data.iter().position(|b| !b.is_ascii()).unwrap_or(0);
                 return Err(unpack_err(
                     path(),
                     at + i,
@@ -465,55 +570,45 @@ fn decode_plain(
                     ),
                 ));
             }
-            check_digits(data)?;
-            // every byte was checked to be ASCII above, so this never fails
-            Ok(Field::Text(
-                String::from_utf8(data.to_vec()).unwrap_or_default(),
-            ))
+            check_digits(data)
         }
-        Encoding::Latin1 => {
-            check_digits(data)?;
-            Ok(Field::Text(data.iter().map(|b| *b as char).collect()))
-        }
+        Encoding::Latin1 => check_digits(data),
         Encoding::Ebcdic => {
-            let latin: Vec<u8> = data.iter().map(|b| EBCDIC_TO_LATIN1[*b as usize]).collect();
-            check_digits(&latin)?;
-            Ok(Field::Text(latin.iter().map(|b| *b as char).collect()))
+            if f.numeric
+                && !data
+                    .iter()
+                    .all(|b| EBCDIC_TO_LATIN1[*b as usize].is_ascii_digit())
+            {
+                let latin: Vec<u8> = data.iter().map(|b| EBCDIC_TO_LATIN1[*b as usize]).collect();
+                return Err(bad_digits(&latin));
+            }
+            Ok(())
         }
-        Encoding::Binary => Ok(Field::Binary(data.to_vec())),
-        Encoding::Hex => decode_hex(data).map(Field::Binary).map_err(|i| {
-            unpack_err(
-                path(),
-                at + i.min(data.len()),
-                if !data.len().is_multiple_of(2) {
-                    invalid("an even number of hex digits", format!("{}", data.len()))
-                } else {
-                    invalid("hex digits", shown(data.get(i..i + 1).unwrap_or(&[]), sens))
-                },
-            )
-        }),
+        Encoding::Binary => Ok(()),
+        Encoding::Hex => {
+            if !data.len().is_multiple_of(2) {
+                return Err(unpack_err(
+                    path(),
+                    at + data.len(),
+                    invalid("an even number of hex digits", format!("{}", data.len())),
+                ));
+            }
+            match data.iter().position(|c| hex_val(*c).is_none()) {
+                Some(i) => Err(unpack_err(
+                    path(),
+                    at + i,
+                    invalid("hex digits", shown(data.get(i..i + 1).unwrap_or(&[]), sens)),
+                )),
+                None => Ok(()),
+            }
+        }
         Encoding::Bcd => {
-            let digits = match f.count {
-                Count::Digits => units,
-                Count::Bytes => units * 2,
-            };
+            let (digits, skip_first) = bcd_layout(f, data, units);
             let nibbles = data.len() * 2;
-            let pad = f.pad.unwrap_or(crate::spec::Pad {
-                side: Side::Left,
-                ch: 0,
-            });
-            let skip_first = digits < nibbles && pad.side == Side::Left;
-            let nib = |i: usize| -> u8 {
-                let b = data.get(i / 2).copied().unwrap_or(0);
-                if i.is_multiple_of(2) {
-                    b >> 4
-                } else {
-                    b & 15
-                }
-            };
             if digits < nibbles {
+                let pad = bcd_pad(f);
                 let pad_at = if skip_first { 0 } else { nibbles - 1 };
-                let found = nib(pad_at);
+                let found = nibble(data, pad_at);
                 if found != pad.ch {
                     return Err(unpack_err(
                         path(),
@@ -522,13 +617,75 @@ fn decode_plain(
                     ));
                 }
             }
+            if f.numeric {
+                let start = usize::from(skip_first);
+                if (start..start + digits).any(|i| nibble(data, i) > 9) {
+                    let mut s = Vec::with_capacity(digits);
+                    for i in start..start + digits {
+                        s.push(HEX[nibble(data, i) as usize]);
+                    }
+                    return Err(bad_digits(&s));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn bcd_pad(f: &FieldSpec) -> crate::spec::Pad {
+    f.pad.unwrap_or(crate::spec::Pad {
+        side: Side::Left,
+        ch: 0,
+    })
+}
+
+/// Digits in a BCD value and whether the first nibble is padding.
+fn bcd_layout(f: &FieldSpec, data: &[u8], units: usize) -> (usize, bool) {
+    let digits = match f.count {
+        Count::Digits => units,
+        Count::Bytes => units * 2,
+    };
+    let skip_first = digits < data.len() * 2 && bcd_pad(f).side == Side::Left;
+    (digits, skip_first)
+}
+
+/// Nibble `i` of `data` (high nibble first), 0 past the end.
+#[inline]
+fn nibble(data: &[u8], i: usize) -> u8 {
+    let b = data.get(i / 2).copied().unwrap_or(0);
+    if i.is_multiple_of(2) {
+        b >> 4
+    } else {
+        b & 15
+    }
+}
+
+/// A plain field's value from wire bytes that [`check_plain`] accepted.
+pub(crate) fn build_plain(f: &FieldSpec, data: &[u8], units: usize) -> Field {
+    match f.encoding {
+        // checked to be ASCII, so this is valid UTF-8
+        Encoding::Ascii => Field::Text(
+            std::str::from_utf8(data)
+                .map(str::to_owned)
+                .unwrap_or_default(),
+        ),
+        Encoding::Latin1 => Field::Text(data.iter().map(|b| *b as char).collect()),
+        Encoding::Ebcdic => Field::Text(
+            data.iter()
+                .map(|b| EBCDIC_TO_LATIN1[*b as usize] as char)
+                .collect(),
+        ),
+        Encoding::Binary => Field::Binary(data.to_vec()),
+        // checked to be an even number of hex digits
+        Encoding::Hex => Field::Binary(decode_hex(data).unwrap_or_default()),
+        Encoding::Bcd => {
+            let (digits, skip_first) = bcd_layout(f, data, units);
             let start = usize::from(skip_first);
             let mut s = String::with_capacity(digits);
             for i in start..start + digits {
-                s.push(HEX[nib(i) as usize] as char);
+                s.push(HEX[nibble(data, i) as usize] as char);
             }
-            check_digits(s.as_bytes())?;
-            Ok(Field::Text(s))
+            Field::Text(s)
         }
     }
 }

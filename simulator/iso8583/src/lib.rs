@@ -6,6 +6,8 @@
 //! - [`Message`]: an [`Mti`] and fields 2..=192 ([`Field`]: text, bytes, positional
 //!   subfields or BER-TLV). Bitmaps are derived when packing. Debug, Display and
 //!   Serialize are masked; [`Message::to_json_unmasked`] is the explicit way out.
+//! - [`MessageRef`] ([`Spec::unpack_ref`]): the same checks as `unpack`, values left in
+//!   the input and decoded per field when asked (no allocation per field).
 //! - [`Framing`]: the layer under the codec (length prefix, header such as a TPDU,
 //!   trailer); [`tpdu_swap`] builds the answer's TPDU.
 //!
@@ -24,6 +26,7 @@ mod framing;
 mod message;
 mod mti;
 mod spec;
+mod view;
 
 pub mod samples;
 
@@ -38,6 +41,7 @@ pub use spec::{
     BitmapEncoding, Count, Encoding, FieldSpec, Format, HeaderKind, MtiEncoding, Pad,
     PrefixEncoding, Side, Spec,
 };
+pub use view::MessageRef;
 
 /// Entry points for the cargo-fuzz targets (fuzz/fuzz_targets/iso8583_*.rs) and for the
 /// tests that replay their corpora. Each panics only when an invariant breaks.
@@ -55,10 +59,23 @@ pub mod fuzz {
     }
 
     /// Unpacks arbitrary bytes with every built-in spec and reads them as frames with
-    /// every length prefix: never panics.
+    /// every length prefix: never panics. The borrowed view ([`crate::MessageRef`])
+    /// accepts and refuses exactly what `unpack` does, with the same errors and values.
     pub fn unpack(data: &[u8]) {
         for spec in specs() {
-            let _ = spec.unpack(data);
+            let owned = spec.unpack(data);
+            let view = spec.unpack_ref(data);
+            if let Ok(v) = &view {
+                for de in v.field_numbers() {
+                    let _ = (v.raw(de), v.text(de));
+                }
+            }
+            assert_eq!(
+                view.map(|v| v.to_message()),
+                owned,
+                "{}: unpack_ref and unpack disagree",
+                spec.name()
+            );
         }
         for length in [
             LengthPrefix::Binary2,

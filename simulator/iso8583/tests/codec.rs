@@ -502,7 +502,9 @@ proptest! {
         let b = s.pack(&m).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
         let back = s.unpack(&b).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
         prop_assert_eq!(&back, &m);
-        prop_assert_eq!(s.pack(&back).unwrap(), b);
+        prop_assert_eq!(s.pack(&back).unwrap(), b.clone());
+        let view = s.unpack_ref(&b).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        prop_assert_eq!(view.to_message(), m);
     }
 
     #[test]
@@ -521,6 +523,7 @@ proptest! {
             let i = pos.index(b.len());
             b[i] = byte;
             poslab_iso8583::fuzz::round_trip(&b);
+            poslab_iso8583::fuzz::unpack(&b);
             let _ = s.unpack(&b);
         }
     }
