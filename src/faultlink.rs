@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use poslab_faults::{Action, Item, Pipeline, StreamDir, ToxicSpec};
+use poslab_faults::protocol::Tally;
+use poslab_faults::{Action, Conversation, Item, Pipeline, StreamDir, ToxicSpec};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -41,6 +42,11 @@ struct Live {
     rx: watch::Receiver<ToxicSet>,
     applied: Vec<ToxicSpec>,
     seed: u64,
+    /// The other direction's toxics, for those that need an observer on this one.
+    other: Option<watch::Receiver<ToxicSet>>,
+    observing: Vec<ToxicSpec>,
+    /// What the two directions of the connection share.
+    conv: Conversation,
 }
 
 impl Side {
@@ -61,10 +67,47 @@ impl Side {
                 rx,
                 applied: Vec::new(),
                 seed,
+                other: None,
+                observing: Vec::new(),
+                conv: Conversation::new(),
             }),
         };
         side.sync(Duration::ZERO, key);
         side
+    }
+
+    /// Both directions of one connection (`link` names it, e.g. `terminal->host#3`),
+    /// following `up` and `down`, sharing one [`Conversation`]: a protocol toxic on one
+    /// direction that selects by what went the other way (an `apdu` toxic on the answers)
+    /// gets its observer there. Protocol rules count their messages in `tally` (shared by
+    /// the connections of a bench link; a fresh one per proxy connection).
+    pub fn live_pair(
+        up: watch::Receiver<ToxicSet>,
+        down: watch::Receiver<ToxicSet>,
+        seed: u64,
+        link: &str,
+        tally: &Tally,
+    ) -> (Side, Side) {
+        let conv = Conversation::sharing(tally);
+        let side = |rx: watch::Receiver<ToxicSet>, other, dir: &str| {
+            let mut side = Side {
+                pipeline: Pipeline::new(),
+                live: Some(Live {
+                    rx,
+                    applied: Vec::new(),
+                    seed,
+                    other: Some(other),
+                    observing: Vec::new(),
+                    conv: conv.clone(),
+                }),
+            };
+            side.sync(Duration::ZERO, &format!("{link}/{dir}"));
+            side
+        };
+        (
+            side(up.clone(), down.clone(), "upstream"),
+            side(down, up, "downstream"),
+        )
     }
 
     /// The pipeline (e.g. to ask it about a new connection before the link starts).
@@ -81,13 +124,38 @@ impl Side {
             }
         }
         for toxic in wanted.iter() {
+            let stage = || toxic.build_in(live.seed, key, &live.conv);
             match live.applied.iter().find(|t| t.name == toxic.name) {
                 Some(old) if old == toxic => {}
-                Some(_) => self.pipeline.replace(toxic.build(live.seed, key), now),
-                None => self.pipeline.push(toxic.build(live.seed, key), now),
+                Some(_) => self.pipeline.replace(stage(), now),
+                None => self.pipeline.push(stage(), now),
             }
         }
         live.applied = wanted.to_vec();
+        let Some(other) = &mut live.other else { return };
+        let observed: Vec<ToxicSpec> = other
+            .borrow_and_update()
+            .iter()
+            .filter(|t| t.needs_observer())
+            .cloned()
+            .collect();
+        let stage_name = |t: &ToxicSpec| format!("{}:observe", t.name);
+        for old in &live.observing {
+            if !observed.iter().any(|t| t.name == old.name) {
+                self.pipeline.remove(&stage_name(old), now);
+            }
+        }
+        for toxic in &observed {
+            let Some(stage) = toxic.build_observer(live.seed, key, &live.conv) else {
+                continue;
+            };
+            match live.observing.iter().find(|t| t.name == toxic.name) {
+                Some(old) if old == toxic => {}
+                Some(_) => self.pipeline.replace(stage, now),
+                None => self.pipeline.push(stage, now),
+            }
+        }
+        live.observing = observed;
     }
 }
 
@@ -284,15 +352,23 @@ where
             _ = stop.cancelled() => return (r, w),
             changed = async {
                 match &mut side.live {
-                    Some(l) => l.rx.changed().await,
+                    Some(Live { rx, other: Some(other), .. }) => tokio::select! {
+                        r = rx.changed() => (true, r.is_ok()),
+                        r = other.changed() => (false, r.is_ok()),
+                    },
+                    Some(l) => (true, l.rx.changed().await.is_ok()),
                     None => std::future::pending().await,
                 }
             }, if live => {
-                if changed.is_err() {
+                match changed {
                     // the proxy was deleted: keep the toxics we have
-                    side.live = None;
-                } else {
-                    side.sync(ctx.now(), &key);
+                    (true, false) => side.live = None,
+                    (false, false) => {
+                        if let Some(l) = side.live.as_mut() {
+                            l.other = None;
+                        }
+                    }
+                    _ => side.sync(ctx.now(), &key),
                 }
             }
             _ = tokio::time::sleep_until(ctx.start + deadline.unwrap_or_default()), if deadline.is_some() => {}

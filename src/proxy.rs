@@ -526,15 +526,12 @@ fn abort(stream: TcpStream) {
 async fn serve_conn(client: TcpStream, addr: SocketAddr, id: u64, setup: ConnSetup) {
     let link = format!("{}#{id}", setup.proxy);
     let journal_link = format!("proxy/{link}");
-    let mut up = Side::live(
+    let (mut up, mut down) = Side::live_pair(
         setup.upstream_rx.clone(),
-        setup.seed,
-        &format!("{link}/upstream"),
-    );
-    let mut down = Side::live(
         setup.downstream_rx.clone(),
         setup.seed,
-        &format!("{link}/downstream"),
+        &link,
+        &poslab_faults::protocol::Tally::new(),
     );
     let ctx = LinkCtx {
         link: journal_link.clone(),

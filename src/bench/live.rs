@@ -90,6 +90,8 @@ pub struct LiveBench {
     embedded: Option<EmbeddedParts>,
     /// The live faults of the terminal->host link.
     host_faults: LinkFaults,
+    /// The live faults of every link the bench serves (host, ecr, printer, reader, tms).
+    links: BenchLinkFaults,
     pub workdir: PathBuf,
     shutdown: CancellationToken,
     pub params: Params,
@@ -100,31 +102,120 @@ struct EmbeddedParts {
     host_offer: Offer,
     printer_offer: Offer,
     host_faults: LinkFaults,
+    links: BenchLinkFaults,
     journal: Journal,
+}
+
+/// The live faults of each link of the bench, by the name steps use (see
+/// [`LiveBench::link_faults`]). Upstream is always the bench file's `from -> to`: the
+/// terminal to its peer, and the cash register to the terminal.
+#[derive(Clone)]
+pub struct BenchLinkFaults {
+    pub host: LinkFaults,
+    pub ecr: LinkFaults,
+    pub printer: LinkFaults,
+    pub reader: LinkFaults,
+    /// The terminal->tms link (the TMS node wires its connections through it).
+    pub tms: LinkFaults,
+}
+
+/// The link names [`LiveBench::link_faults`] knows, with the bench file's key of each.
+pub const FAULT_LINKS: &[(&str, &str)] = &[
+    ("host", "terminal->host"),
+    ("ecr", "ecr->terminal"),
+    ("printer", "terminal->printer"),
+    ("reader", "terminal->reader"),
+    ("tms", "terminal->tms"),
+];
+
+impl BenchLinkFaults {
+    fn new(seed: u64) -> BenchLinkFaults {
+        BenchLinkFaults {
+            host: LinkFaults::new("terminal->host", seed),
+            ecr: LinkFaults::new("ecr->terminal", seed),
+            printer: LinkFaults::new("terminal->printer", seed),
+            reader: LinkFaults::new("terminal->reader", seed),
+            tms: LinkFaults::new("terminal->tms", seed),
+        }
+    }
+
+    /// The faults of `link`: a short name (`host`, `ecr`, `printer`, `reader`, `tms`) or
+    /// the bench file's key (`terminal->host`, `ecr->terminal`, ...).
+    pub fn get(&self, link: &str) -> Option<&LinkFaults> {
+        let short = FAULT_LINKS
+            .iter()
+            .find(|(short, key)| *short == link || *key == link)
+            .map(|(short, _)| *short)?;
+        Some(match short {
+            "host" => &self.host,
+            "ecr" => &self.ecr,
+            "printer" => &self.printer,
+            "reader" => &self.reader,
+            _ => &self.tms,
+        })
+    }
+
+    /// Reads the standing faults of the bench file's links.
+    fn load_standing(&self, bench: &Bench) -> anyhow::Result<()> {
+        for l in bench.links() {
+            if l.link.faults.is_empty() {
+                continue;
+            }
+            let faults = self.get(l.key).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "bench {}: links.{}: faults on this link are not served (faults go on {})",
+                    bench.source(),
+                    l.key,
+                    FAULT_LINKS
+                        .iter()
+                        .map(|(_, k)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            for (i, f) in l.link.faults.iter().enumerate() {
+                let toxics = f.to_toxic_specs().map_err(|e| {
+                    anyhow::anyhow!("bench {}: links.{}.faults[{i}]: {e}", bench.source(), l.key)
+                })?;
+                for toxic in toxics {
+                    faults.add(toxic);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The live toxics of one link (upstream: terminal to peer; downstream: back), which
 /// every connection over it follows, changed by steps while the scenario runs.
 #[derive(Clone)]
 pub struct LinkFaults {
+    /// The link's name in the journal (`terminal->host`, `ecr->terminal`, ...).
+    link: String,
     up: tokio::sync::watch::Sender<crate::faultlink::ToxicSet>,
     down: tokio::sync::watch::Sender<crate::faultlink::ToxicSet>,
     seed: u64,
     connections: Arc<std::sync::atomic::AtomicU64>,
+    /// The protocol rules' message counts, shared by the link's connections.
+    tally: poslab_faults::protocol::Tally,
 }
 
 impl LinkFaults {
-    fn new(seed: u64) -> LinkFaults {
+    fn new(link: &str, seed: u64) -> LinkFaults {
         LinkFaults {
+            link: link.to_owned(),
             up: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
             down: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
             seed,
             connections: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            tally: poslab_faults::protocol::Tally::new(),
         }
     }
 
     /// Adds (or replaces, by name) a toxic.
     pub fn add(&self, toxic: poslab_faults::ToxicSpec) {
+        // a protocol rule added (again) counts its messages from now on
+        self.tally.reset(&toxic.name);
         let side = match toxic.stream {
             poslab_faults::StreamDir::Upstream => &self.up,
             poslab_faults::StreamDir::Downstream => &self.down,
@@ -140,25 +231,49 @@ impl LinkFaults {
         });
     }
 
-    /// The two directions of a new connection to `peer`, following the live toxics; each
+    /// The link's name in the journal (`terminal->host`, `ecr->terminal`, ...).
+    pub fn link(&self) -> &str {
+        &self.link
+    }
+
+    /// Removes the toxic called `name` from both directions; whether there was one.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut found = false;
+        for side in [&self.up, &self.down] {
+            side.send_if_modified(|set| {
+                if set.iter().any(|t| t.name == name) {
+                    *set = Arc::new(set.iter().filter(|t| t.name != name).cloned().collect());
+                    found = true;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        found
+    }
+
+    /// The toxics now standing, upstream first.
+    pub fn toxics(&self) -> Vec<poslab_faults::ToxicSpec> {
+        let mut all = self.up.borrow().to_vec();
+        all.extend(self.down.borrow().iter().cloned());
+        all
+    }
+
+    /// The two directions of a new connection, following the live toxics; each
     /// connection gets its own RNG streams (`terminal->peer#N/upstream/...`).
-    fn sides(&self, peer: &str) -> (crate::faultlink::Side, crate::faultlink::Side) {
+    fn sides(&self) -> (crate::faultlink::Side, crate::faultlink::Side) {
         let n = self
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let key = format!("terminal->{peer}#{n}");
-        (
-            crate::faultlink::Side::live(
-                self.up.subscribe(),
-                self.seed,
-                &format!("{key}/upstream"),
-            ),
-            crate::faultlink::Side::live(
-                self.down.subscribe(),
-                self.seed,
-                &format!("{key}/downstream"),
-            ),
+        let key = format!("{}#{n}", self.link);
+        crate::faultlink::Side::live_pair(
+            self.up.subscribe(),
+            self.down.subscribe(),
+            self.seed,
+            &key,
+            &self.tally,
         )
     }
 
@@ -169,16 +284,22 @@ impl LinkFaults {
     }
 }
 
-/// Streams from `incoming` (a process's or a real terminal's connections to the emulated
-/// host) through a fault link that follows `faults`.
+/// Streams from `incoming` (a process's or a real terminal's connections to an emulated
+/// node: the host, the printer) through a fault link that follows `faults`.
 fn through_faults(mut incoming: Incoming, faults: LinkFaults, journal: Journal) -> Incoming {
     let (offer, out) = Incoming::channel();
     tokio::spawn(async move {
+        let peer = faults
+            .link()
+            .rsplit("->")
+            .next()
+            .unwrap_or("peer")
+            .to_owned();
         while let Some(stream) = incoming.next().await {
             let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
-            let (mut up, down) = faults.sides("host");
-            let ctx = crate::faultlink::LinkCtx::new("terminal->host", journal.clone());
-            if crate::faultlink::refuses(&mut up, &ctx, "host").is_some() {
+            let (mut up, down) = faults.sides();
+            let ctx = crate::faultlink::LinkCtx::new(faults.link(), journal.clone());
+            if crate::faultlink::refuses(&mut up, &ctx, &peer).is_some() {
                 drop(stream); // refused: the connection closes at once
                 continue;
             }
@@ -198,8 +319,8 @@ fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: J
         async move {
             let (mine, a) = tokio::io::duplex(crate::link::PIPE_BUFFER);
             let (b, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
-            let (mut up, down) = faults.sides(name);
-            let ctx = crate::faultlink::LinkCtx::new(&format!("terminal->{name}"), journal);
+            let (mut up, down) = faults.sides();
+            let ctx = crate::faultlink::LinkCtx::new(faults.link(), journal);
             if let Some(action) = crate::faultlink::refuses(&mut up, &ctx, name) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionRefused,
@@ -213,6 +334,26 @@ fn faulty_dialer(name: &'static str, peer: Offer, faults: LinkFaults, journal: J
             Ok(Box::new(mine) as BoxIo)
         }
     })
+}
+
+/// One stream of a link the bench holds (the cash register's, a card's), through a fault
+/// link that follows `faults`. `ours_is_client`: the bench's end is the link's `from` (the
+/// cash register) rather than its `to` (a card on the terminal's reader).
+fn faulty_stream(
+    stream: BoxIo,
+    faults: &LinkFaults,
+    journal: &Journal,
+    ours_is_client: bool,
+) -> BoxIo {
+    let (mine, theirs) = tokio::io::duplex(crate::link::PIPE_BUFFER);
+    let (up, down) = faults.sides();
+    let ctx = crate::faultlink::LinkCtx::new(faults.link(), journal.clone());
+    if ours_is_client {
+        crate::faultlink::spawn_link(theirs, stream, up, down, ctx);
+    } else {
+        crate::faultlink::spawn_link(stream, theirs, up, down, ctx);
+    }
+    Box::new(mine)
 }
 
 /// Options of a run that are not in the bench file.
@@ -321,39 +462,10 @@ impl LiveBench {
         let terminal_node = bench.node("terminal");
         let process = terminal_node.and_then(|n| n.process.clone());
 
-        let host_faults = LinkFaults::new(options.seed);
-        // standing faults of the bench file's terminal->host link
-        for l in bench
-            .links()
-            .into_iter()
-            .filter(|l| l.key == "terminal->host")
-        {
-            for f in &l.link.faults {
-                let streams: &[&str] = match f.stream {
-                    poslab_bench::Stream::Upstream => &["upstream"],
-                    poslab_bench::Stream::Downstream => &["downstream"],
-                    _ => &["upstream", "downstream"],
-                };
-                for stream in streams {
-                    let name = f
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("{}_{stream}", f.kind));
-                    let json = serde_json::json!({
-                        "name": name,
-                        "type": f.kind,
-                        "stream": stream,
-                        "toxicity": f.toxicity,
-                        "attributes": f.attributes,
-                    });
-                    let toxic = poslab_faults::ToxicSpec::from_json(json.to_string().as_bytes())
-                        .map_err(|e| {
-                            anyhow::anyhow!("bench {}: terminal->host fault: {e}", bench.source())
-                        })?;
-                    host_faults.add(toxic);
-                }
-            }
-        }
+        // every link's live faults, with the bench file's standing faults on them
+        let links = BenchLinkFaults::new(options.seed);
+        links.load_standing(bench)?;
+        let host_faults = links.host.clone();
         if let Some(spec_proc) = process {
             // the terminal is a program: serve it on loopback ports and ptys
             let mut wiring = Wiring::allocate(bench, "terminal", &options.workdir).await?;
@@ -370,7 +482,11 @@ impl LiveBench {
                 shutdown.clone(),
             );
             if let Some(l) = wiring.take_listener("printer") {
-                serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
+                serve_printer(
+                    through_faults(Incoming::tcp(l), links.printer.clone(), journal.clone()),
+                    printer.clone(),
+                    shutdown.clone(),
+                );
             }
             let ecr_pty = wiring
                 .take_pty("ecr")
@@ -392,7 +508,11 @@ impl LiveBench {
                 .env
                 .push(("POSLAB_TERMINAL_PARAMS".into(), params_json));
             let dut = ProcessDut::start(config, journal.clone()).await?;
-            let ecr = EcrDriver::start(Box::new(ecr_pty), LinkConfig::serial(), journal.clone());
+            let ecr = EcrDriver::start(
+                faulty_stream(Box::new(ecr_pty), &links.ecr, &journal, true),
+                LinkConfig::serial(),
+                journal.clone(),
+            );
             let pad = PadDriver::start(Box::new(pad_pty), journal.clone());
             return Ok(LiveBench {
                 name: bench.name().to_string(),
@@ -408,6 +528,7 @@ impl LiveBench {
                 dut: Dut::Process(dut),
                 embedded: None,
                 host_faults: host_faults.clone(),
+                links: links.clone(),
                 workdir: options.workdir,
                 shutdown,
                 params,
@@ -431,7 +552,11 @@ impl LiveBench {
             );
             if bench.node("printer").is_some() {
                 let l = crate::net::bind(&listen_of("printer", "0.0.0.0:9100")).await?;
-                serve_printer(Incoming::tcp(l), printer.clone(), shutdown.clone());
+                serve_printer(
+                    through_faults(Incoming::tcp(l), links.printer.clone(), journal.clone()),
+                    printer.clone(),
+                    shutdown.clone(),
+                );
             }
             let via = bench
                 .links()
@@ -455,7 +580,11 @@ impl LiveBench {
             } else {
                 LinkConfig::tcp()
             };
-            let ecr = EcrDriver::start(Box::new(stream), link, journal.clone());
+            let ecr = EcrDriver::start(
+                faulty_stream(Box::new(stream), &links.ecr, &journal, true),
+                link,
+                journal.clone(),
+            );
             // the pad of a real terminal is its own: nothing is typed for it
             let (pad_end, _) = tokio::io::duplex(64);
             let pad = PadDriver::start(Box::new(pad_end), journal.clone());
@@ -477,6 +606,7 @@ impl LiveBench {
                 dut: Dut::Real(power),
                 embedded: None,
                 host_faults: host_faults.clone(),
+                links: links.clone(),
                 workdir: options.workdir,
                 shutdown,
                 params,
@@ -502,10 +632,15 @@ impl LiveBench {
             host_offer,
             printer_offer,
             host_faults,
+            links: links.clone(),
             journal: journal.clone(),
         };
         let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(&parts, &journal);
-        let ecr = EcrDriver::start(ecr_stream, LinkConfig::tcp(), journal.clone());
+        let ecr = EcrDriver::start(
+            faulty_stream(ecr_stream, &links.ecr, &journal, true),
+            LinkConfig::tcp(),
+            journal.clone(),
+        );
         let pad = PadDriver::start(pad_stream, journal.clone());
         Ok(LiveBench {
             name: bench.name().to_string(),
@@ -520,6 +655,7 @@ impl LiveBench {
             cards: HashMap::new(),
             dut,
             host_faults: parts.host_faults.clone(),
+            links,
             embedded: Some(parts),
             workdir: options.workdir,
             shutdown,
@@ -568,6 +704,7 @@ impl LiveBench {
                 "the terminal under test is real: present card {profile} to its reader by hand (a @hil scenario)"
             ),
         };
+        let stream = faulty_stream(stream, &self.links.reader, &self.journal, false);
         self.journal.record(
             "card",
             "presented",
@@ -615,6 +752,35 @@ impl LiveBench {
         Ok(&self.host_faults)
     }
 
+    /// The live faults of a link, by name: `host` (terminal->host), `ecr` (ecr->terminal),
+    /// `printer` (terminal->printer), `reader` (terminal->reader: the vpcd card link),
+    /// `tms` (terminal->tms), or the bench file's key. Their journal events carry the
+    /// bench key (`terminal->printer#2/upstream`). A real terminal's own reader is not
+    /// the bench's: its faults are an error.
+    pub fn link_faults(&self, link: &str) -> anyhow::Result<&LinkFaults> {
+        let faults = self.links.get(link).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no link {link:?} (known: {})",
+                FAULT_LINKS
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        if faults.link() == "terminal->reader" && matches!(self.reader, ReaderSide::ByHand) {
+            anyhow::bail!(
+                "the terminal under test is real: its card reader is not on the bench's links"
+            );
+        }
+        Ok(faults)
+    }
+
+    /// Every link's live faults.
+    pub fn all_link_faults(&self) -> &BenchLinkFaults {
+        &self.links
+    }
+
     pub async fn printer_fault(&self, fault: Fault) -> anyhow::Result<()> {
         self.printer.set_fault(fault).await
     }
@@ -645,7 +811,12 @@ impl LiveBench {
                 let (dut, ecr_stream, pad_stream, reader_offer) =
                     start_embedded(parts, &self.journal);
                 self.dut = dut;
-                self.ecr.replace(ecr_stream);
+                self.ecr.replace(faulty_stream(
+                    ecr_stream,
+                    &self.links.ecr,
+                    &self.journal,
+                    true,
+                ));
                 self.pad.replace(pad_stream);
                 if let ReaderSide::Memory(o) = &self.reader {
                     if let Ok(mut o) = o.lock() {
@@ -701,7 +872,12 @@ fn start_embedded(parts: &EmbeddedParts, journal: &Journal) -> (Dut, BoxIo, BoxI
             parts.host_faults.clone(),
             parts.journal.clone(),
         ),
-        printer: Dialer::memory("printer", parts.printer_offer.clone()),
+        printer: faulty_dialer(
+            "printer",
+            parts.printer_offer.clone(),
+            parts.links.printer.clone(),
+            parts.journal.clone(),
+        ),
         ecr: ecr_incoming,
         ecr_link: LinkConfig::tcp(),
         reader: reader_incoming,

@@ -287,3 +287,110 @@ fn toxiproxy_python_client_drives_the_proxy() {
     );
     assert!(stdout.contains("ok destroy_all"), "{stdout}");
 }
+
+/// Protocol toxics through the REST API: an `iso8583` toxic drops the first 0210 coming
+/// back, an `apdu` toxic answers GENERATE AC with 6A82 (its observer reads the command on
+/// the way up), and each decision is journaled with the rule's seed stream.
+#[test]
+fn protocol_toxics_through_the_rest_api() {
+    let echo = echo_server(4);
+    let dir = std::env::temp_dir().join(format!("poslab-proxy-proto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("journal.jsonl");
+    let proxy = start_proxy(&["--journal", journal.to_str().unwrap()]);
+    let (code, body) = http(
+        &proxy.api,
+        "POST",
+        "/proxies",
+        Some(&json!({"name": "iso", "listen": "127.0.0.1:0", "upstream": echo})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let listen = json_of(&body)["listen"].as_str().unwrap().to_owned();
+    let (code, body) = http(
+        &proxy.api,
+        "POST",
+        "/proxies/iso/toxics",
+        Some(
+            &json!({"name": "lose_0210", "type": "iso8583", "stream": "downstream",
+                     "attributes": {"mti": "0210", "action": "drop"}}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let shown = json_of(&body);
+    assert_eq!(
+        shown["attributes"]["count"], 1,
+        "defaults are shown: {shown}"
+    );
+
+    let spec = poslab_iso8583::Spec::builtin("iso87ascii").unwrap();
+    let frame = |mti: &str, stan: &str| {
+        let mut m = poslab_iso8583::Message::new(poslab_iso8583::Mti::new(mti).unwrap());
+        m.set(11, stan).set(39, "00");
+        let payload = spec.pack(&m).unwrap();
+        spec.framing().encode(&[], &payload, &[]).unwrap()
+    };
+    let mut s = TcpStream::connect(&listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (first, second) = (frame("0210", "000001"), frame("0210", "000002"));
+    s.write_all(&first).unwrap();
+    s.write_all(&second).unwrap();
+    let mut got = vec![0u8; second.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, second, "the first 0210 was dropped, the second passed");
+    drop(s);
+
+    // APDUs over vpcd: the echo "card" answers with the command itself
+    let (code, body) = http(
+        &proxy.api,
+        "POST",
+        "/proxies/iso/toxics",
+        Some(
+            &json!({"name": "sw", "type": "apdu", "stream": "downstream",
+                     "attributes": {"ins": "AE", "action": "status_word", "sw": "6A82"}}),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let vpcd = |p: &[u8]| {
+        let mut v = (p.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(p);
+        v
+    };
+    let mut s = TcpStream::connect(&listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let select = vpcd(&[0x00, 0xA4, 0x04, 0x00, 0x00]);
+    s.write_all(&select).unwrap();
+    let mut got = vec![0u8; select.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, select, "SELECT is answered as the card answers");
+    s.write_all(&vpcd(&[0x80, 0xAE, 0x80, 0x00, 0x00])).unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, [0, 2, 0x6A, 0x82], "GENERATE AC answered with 6A82");
+    drop(s);
+
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries = poslab::journal::read(&journal).unwrap();
+        if entries
+            .iter()
+            .any(|e| e["kind"] == "fault" && e["type"] == "apdu")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drop_0210 = entries
+        .iter()
+        .find(|e| e["kind"] == "fault" && e["type"] == "iso8583")
+        .expect("the iso8583 decision is journaled");
+    assert_eq!(drop_0210["decision"]["decision"], "drop");
+    assert_eq!(drop_0210["decision"]["stan"], "000001");
+    assert_eq!(drop_0210["rng"], "iso#1/downstream/lose_0210");
+    let sw = entries
+        .iter()
+        .find(|e| e["kind"] == "fault" && e["type"] == "apdu")
+        .expect("the apdu decision is journaled");
+    assert_eq!(sw["decision"]["ins"], "AE");
+    assert_eq!(sw["decision"]["sw"], "6A82");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,6 +30,7 @@ mod error;
 pub mod fuzz;
 pub mod message;
 mod pipeline;
+pub mod protocol;
 mod rng;
 pub mod serial;
 pub mod spec;
@@ -40,6 +41,7 @@ pub use message::{
     Framer, LengthPrefix2, MessageDecision, MessageFault, MessageStage, NthMatching,
 };
 pub use pipeline::Pipeline;
+pub use protocol::{Conversation, ProtocolAction};
 pub use rng::RngStream;
 pub use serial::SerialSpec;
 pub use spec::{parse_config, Config, ProxySpec, StageKind, StreamDir, ToxicSpec};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::message::{LengthPrefix2, MessageAction, MessageStage, NthMatching};
+use crate::protocol;
 use crate::serial;
 use crate::stages::{self, Base, FlapMode};
 use crate::{FaultError, RngStream, Stage};
@@ -169,6 +170,14 @@ pub enum StageKind {
     FlowStall(serial::StallAttrs),
     /// Serial: the cable is pulled, then plugged back.
     Disconnect(serial::DisconnectAttrs),
+    /// ISO 8583 ([`protocol`] has the protocol types): select by `mti`; `action` drop,
+    /// delay (`delay` ms), duplicate, corrupt (`field`), wrong_mac, unsolicited.
+    Iso8583(protocol::IsoAttrs),
+    /// ZVT: select by `command` (`06 0F`); drop, delay, duplicate, corrupt.
+    Zvt(protocol::ZvtAttrs),
+    /// APDUs over vpcd: select by `ins`; status_word (`sw`), remove_card, drop, delay,
+    /// duplicate. On the downstream it acts on the answer to the selected command.
+    Apdu(protocol::ApduAttrs),
 }
 
 fn one_u32() -> u32 {
@@ -217,6 +226,9 @@ pub const TOXIC_TYPES: &[&str] = &[
     "framing_error",
     "flow_stall",
     "disconnect",
+    "iso8583",
+    "zvt",
+    "apdu",
 ];
 
 impl StageKind {
@@ -248,6 +260,9 @@ impl StageKind {
             StageKind::FramingError(_) => "framing_error",
             StageKind::FlowStall(_) => "flow_stall",
             StageKind::Disconnect(_) => "disconnect",
+            StageKind::Iso8583(_) => "iso8583",
+            StageKind::Zvt(_) => "zvt",
+            StageKind::Apdu(_) => "apdu",
         }
     }
 
@@ -317,6 +332,9 @@ impl StageKind {
                 }
                 hex::decode(match_hex).map_err(|err| bad("match_hex", err.to_string()))?;
             }
+            StageKind::Iso8583(a) => a.check().map_err(|(field, reason)| bad(field, reason))?,
+            StageKind::Zvt(a) => a.check().map_err(|(field, reason)| bad(field, reason))?,
+            StageKind::Apdu(a) => a.check().map_err(|(field, reason)| bad(field, reason))?,
             other => serial::check(other).map_err(|(field, reason)| bad(field, reason))?,
         }
         Ok(())
@@ -404,6 +422,11 @@ impl StageKind {
             | StageKind::FramingError(_)
             | StageKind::FlowStall(_)
             | StageKind::Disconnect(_)) => serial::build(&serial, base),
+            StageKind::Iso8583(a) => protocol::build_iso(&a, base, protocol::Conversation::new()),
+            StageKind::Zvt(a) => protocol::build_zvt(&a, base, protocol::Conversation::new()),
+            StageKind::Apdu(a) => {
+                protocol::build_apdu(&a, base, protocol::Role::Act, protocol::Conversation::new())
+            }
         }
     }
 }
@@ -554,6 +577,13 @@ impl ToxicSpec {
     /// `db#3/upstream`); the RNG stream key is `link/name`. The toxicity roll (once per
     /// connection, as toxiproxy) is the stream's first draw.
     pub fn build(&self, seed: u64, link: &str) -> Box<dyn Stage> {
+        self.build_in(seed, link, &protocol::Conversation::new())
+    }
+
+    /// [`ToxicSpec::build`] for one direction of a connection whose two directions share
+    /// `conv`: an `apdu` toxic on the downstream acts on the answers to the commands its
+    /// observer ([`ToxicSpec::build_observer`]) saw on the upstream.
+    pub fn build_in(&self, seed: u64, link: &str, conv: &protocol::Conversation) -> Box<dyn Stage> {
         let mut rng = RngStream::derive(seed, &format!("{link}/{}", self.name));
         if self.toxicity < 1.0 && !rng.chance(self.toxicity) {
             return Box::new(stages::Inactive {
@@ -561,7 +591,45 @@ impl ToxicSpec {
                 toxicity: self.toxicity,
             });
         }
-        self.kind.build(&self.name, rng)
+        let base = Base::new(&self.name, self.kind.type_name(), rng.clone());
+        match &self.kind {
+            StageKind::Apdu(a) => {
+                let role = if self.stream == StreamDir::Downstream {
+                    protocol::Role::ActOnAnswers
+                } else {
+                    protocol::Role::Act
+                };
+                protocol::build_apdu(a, base, role, conv.clone())
+            }
+            StageKind::Iso8583(a) => protocol::build_iso(a, base, conv.clone()),
+            StageKind::Zvt(a) => protocol::build_zvt(a, base, conv.clone()),
+            kind => kind.build(&self.name, rng),
+        }
+    }
+
+    /// Whether the toxic needs an observer on the other direction of its connection.
+    pub fn needs_observer(&self) -> bool {
+        matches!(self.kind, StageKind::Apdu(_)) && self.stream == StreamDir::Downstream
+    }
+
+    /// The observer of a toxic that [`ToxicSpec::needs_observer`], for the other direction
+    /// (it passes everything and notes the commands in `conv`).
+    pub fn build_observer(
+        &self,
+        seed: u64,
+        link: &str,
+        conv: &protocol::Conversation,
+    ) -> Option<Box<dyn Stage>> {
+        let StageKind::Apdu(a) = &self.kind else {
+            return None;
+        };
+        let rng = RngStream::derive(seed, &format!("{link}/{}:observe", self.name));
+        Some(protocol::build_apdu(
+            a,
+            Base::new(&self.name, self.kind.type_name(), rng),
+            protocol::Role::Observe,
+            conv.clone(),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod closing;
+pub mod faults;
 pub mod lifecycle;
 pub mod links;
 pub mod preauth;
