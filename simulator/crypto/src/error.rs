@@ -62,6 +62,21 @@ pub enum CryptoError {
         what: &'static str,
         reason: &'static str,
     },
+    /// A PIN block did not decode under the source key of a translation (wrong key,
+    /// wrong PAN or a garbled block); the key is named by its KCV only.
+    #[error("pin block rejected under the source key (kcv {kcv})")]
+    PinBlockRejected { kcv: String },
+    /// An HSM refuses this translation (e.g. into format 2, or a PAN-bound block into 1).
+    #[error("pin translation refused ({from} -> {to}): {reason}")]
+    TranslationRefused {
+        from: &'static str,
+        to: &'static str,
+        reason: &'static str,
+    },
+    /// An RSA public-key operation or certificate failed (EMV offline data authentication,
+    /// enciphered offline PIN); `what` names the object, `reason` what was wrong.
+    #[error("{what}: {reason}")]
+    Rsa { what: &'static str, reason: String },
     /// The key file did not parse or a key in it is unusable; `path` names the entry.
     #[error("key file: {path}: {reason}")]
     KeyFile { path: String, reason: String },

@@ -56,6 +56,12 @@
 //! translate_pin_block(from_key, from_format, block, pan, to_key, to_format, random) -> Result<Secret>
 //! ```
 //!
+//! HSM-style PIN translation between zones ([`pin_translate`]); the clear PIN never leaves it:
+//! ```text
+//! translate(PinZone { key, format }, block, pan, PinZone { key, format }, random) -> Result<Translation>
+//! Translation { block: Secret, from_format, from_kcv, to_format, to_kcv }; .describe() for journals
+//! ```
+//!
 //! DUKPT ([`dukpt`]); host side from the BDK, terminal side as a state machine:
 //! ```text
 //! Ksn::from_bytes(&[u8]) / Ksn::parse_hex(&str) -> Result<Ksn>   // 10 bytes TDES, 12 AES
@@ -88,6 +94,8 @@ pub mod keyfile;
 pub mod keyx;
 pub mod mac;
 pub mod pin;
+pub mod pin_translate;
+pub mod rsa;
 
 pub use dukpt::aes::{AesDukptTerminal, AesKsn};
 pub use dukpt::tdes::{TdesDukptTerminal, TdesKsn};
@@ -108,6 +116,8 @@ pub use pin::{
     decipher_pin_block, decode_pin_block, encipher_pin_block, encode_pin_block,
     translate_pin_block, verify_pin, Pin, PinBlockFormat,
 };
+pub use pin_translate::{translate, translation_allowed, PinZone, Translation};
+pub use rsa::{RsaPrivate, RsaPublic};
 
 /// Constant-time equality of two byte strings (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {

@@ -150,6 +150,7 @@ pub mod ins {
     pub const GENERATE_AC: u8 = 0xAE;
     pub const EXTERNAL_AUTHENTICATE: u8 = 0x82;
     pub const GET_CHALLENGE: u8 = 0x84;
+    pub const INTERNAL_AUTHENTICATE: u8 = 0x88;
     pub const GET_RESPONSE: u8 = 0xC0;
     pub const APPLICATION_BLOCK: u8 = 0x1E;
     pub const APPLICATION_UNBLOCK: u8 = 0x18;
@@ -250,6 +251,28 @@ impl Command {
     /// VERIFY with a plaintext offline PIN block (P2 = 80).
     pub fn verify_plaintext(pin_block: &[u8]) -> Self {
         Command::new(0x00, ins::VERIFY, 0x00, 0x80, pin_block.to_vec(), None)
+    }
+
+    /// VERIFY with an enciphered offline PIN (P2 = 88; EMV Book 2 §7.2).
+    pub fn verify_enciphered(enciphered: &[u8]) -> Self {
+        Command::new(0x00, ins::VERIFY, 0x00, 0x88, enciphered.to_vec(), None)
+    }
+
+    /// GET CHALLENGE (8 bytes from the card, for an enciphered PIN).
+    pub fn get_challenge() -> Self {
+        Command::new(0x00, ins::GET_CHALLENGE, 0, 0, Vec::new(), Some(256))
+    }
+
+    /// INTERNAL AUTHENTICATE (DDA) with the DDOL values.
+    pub fn internal_authenticate(ddol_values: &[u8]) -> Self {
+        Command::new(
+            0x00,
+            ins::INTERNAL_AUTHENTICATE,
+            0,
+            0,
+            ddol_values.to_vec(),
+            Some(256),
+        )
     }
 
     /// GENERATE AC; `p1` is the reference control parameter (00 AAC, 40 TC, 80 ARQC).

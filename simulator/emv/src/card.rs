@@ -86,7 +86,16 @@ struct Session {
     second_ac_done: bool,
     scripts_this_txn: u8,
     script_failed_this_txn: bool,
+    /// The PDOL values of GET PROCESSING OPTIONS (hashed by CDA).
+    pdol_data: Vec<u8>,
+    /// The last GET CHALLENGE answer, for an enciphered PIN (used once).
+    challenge: Option<[u8; 8]>,
+    challenges: u32,
 }
+
+#[path = "oda_card.rs"]
+mod oda_card;
+pub use oda_card::encipher_pin_for_card;
 
 impl Session {
     fn new() -> Self {
@@ -100,6 +109,9 @@ impl Session {
             second_ac_done: false,
             scripts_this_txn: 0,
             script_failed_this_txn: false,
+            pdol_data: Vec::new(),
+            challenge: None,
+            challenges: 0,
         }
     }
 }
@@ -263,6 +275,8 @@ impl Card {
             (0x80, ins::GET_PROCESSING_OPTIONS) => self.gpo(cmd),
             (0x80, ins::GET_DATA) => self.get_data(cmd),
             (0x00, ins::VERIFY) => self.verify(cmd),
+            (0x00, ins::INTERNAL_AUTHENTICATE) => self.internal_authenticate(cmd),
+            (0x00, ins::GET_CHALLENGE) => self.get_challenge(cmd),
             (0x80, ins::GENERATE_AC) => self.generate_ac(cmd),
             (0x00, ins::EXTERNAL_AUTHENTICATE) => self.external_authenticate(cmd),
             (
@@ -471,6 +485,7 @@ impl Card {
         );
         self.state.atc += 1;
         self.session.gpo_done = true;
+        self.session.pdol_data = values.to_vec();
         Ok(match self.interface {
             Interface::Contactless => Tlv::constructed(
                 0x77u32,
@@ -508,7 +523,7 @@ impl Card {
     // ---- VERIFY -------------------------------------------------------------------
 
     fn verify(&mut self, cmd: &Command) -> Answer {
-        if cmd.p1 != 0x00 || cmd.p2 != 0x80 {
+        if cmd.p1 != 0x00 || (cmd.p2 != 0x80 && cmd.p2 != 0x88) {
             return Err(StatusWord::INCORRECT_P1_P2);
         }
         self.current_app()?;
@@ -527,10 +542,15 @@ impl Card {
         if tries == 0 {
             return Err(StatusWord::AUTHENTICATION_METHOD_BLOCKED);
         }
-        if cmd.data.len() != 8 {
+        let block = if cmd.p2 == 0x88 {
+            self.decipher_pin(cmd)?
+        } else {
+            cmd.data.clone()
+        };
+        if block.len() != 8 {
             return Err(StatusWord::WRONG_LENGTH);
         }
-        let Some(entered) = parse_pin_block(&cmd.data) else {
+        let Some(entered) = parse_pin_block(&block) else {
             return Err(StatusWord::WRONG_DATA);
         };
         if constant_time_eq(&entered, pin.expose()) {
@@ -594,6 +614,11 @@ impl Card {
                 });
                 self.session.scripts_this_txn = 0;
                 self.session.script_failed_this_txn = false;
+                // CDA requested and supported (AIP byte 1 bit 1): the answer is signed
+                if cmd.p1 & 0x10 != 0 && app.aip[0] & 0x01 != 0 && decided != cid::AAC {
+                    let un = dol_value(&app.cdol1, &cmd.data, 0x9F37).unwrap_or_default();
+                    return self.cda_response(decided, &ac, &iad, &cmd.data, &un);
+                }
                 Ok(self.ac_response(decided, &ac, &iad))
             }
             Some(first) => {
@@ -1046,8 +1071,12 @@ mod tests {
             StatusWord(0x6A80)
         );
         let mut p2 = Command::verify_plaintext(&right);
-        p2.p2 = 0x88;
+        p2.p2 = 0x8C;
         assert_eq!(run(&mut c, p2).sw, StatusWord(0x6A86));
+        // enciphered (P2 = 88) without a GET CHALLENGE first
+        let mut p2 = Command::verify_plaintext(&right);
+        p2.p2 = 0x88;
+        assert_eq!(run(&mut c, p2).sw, StatusWord(0x6985));
     }
 
     #[test]
@@ -1083,9 +1112,12 @@ mod tests {
         );
         let gpo = run(&mut c, Command::get_processing_options(&[0; 12]));
         assert_eq!(gpo.sw, StatusWord::SUCCESS);
-        assert_eq!(gpo.data, hex::decode("800A1C000801010010010300").unwrap());
         assert_eq!(
-            run(&mut c, Command::read_record(3, 1)).sw,
+            gpo.data,
+            hex::decode("800E3C00080101001001030118010100").unwrap()
+        );
+        assert_eq!(
+            run(&mut c, Command::read_record(4, 1)).sw,
             StatusWord(0x6A83)
         );
         assert_eq!(

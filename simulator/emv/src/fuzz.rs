@@ -90,6 +90,60 @@ pub fn profile(data: &[u8]) {
     }
 }
 
+/// Offline data authentication parsers: byte 0 selects what the rest is (an issuer or
+/// ICC certificate, signed static or dynamic data, a CDA signature, recovered under the
+/// test CA / issuer / ICC keys, or an ODA key file when it is text); the rest is cut or
+/// padded to the key's length so most inputs reach the checks after recovery. Never
+/// panics; whatever verifies must have been signed (it cannot: the oracle is that no
+/// arbitrary input passes the hash check).
+pub fn oda(data: &[u8]) {
+    use crate::oda::{self, keyfile::OdaKeyFile};
+    static KEYS: std::sync::OnceLock<Option<(poslab_crypto::RsaPublic, poslab_crypto::RsaPublic)>> =
+        std::sync::OnceLock::new();
+    let Some((ca, issuer)) = KEYS
+        .get_or_init(|| {
+            let f = OdaKeyFile::parse(oda::TEST_KEYS).ok()?;
+            Some((
+                f.key("ca-visa-test").ok()?.public().ok()?,
+                f.key("issuer-visa-test").ok()?.public().ok()?,
+            ))
+        })
+        .clone()
+    else {
+        return;
+    };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    if sel == b'-' {
+        if let Ok(text) = std::str::from_utf8(rest) {
+            if let Ok(f) = OdaKeyFile::parse(text) {
+                let _ = f.ca_keys();
+                for k in f.keys.values() {
+                    let _ = k.public();
+                }
+            }
+        }
+        return;
+    }
+    let key = if sel & 1 == 0 { &ca } else { &issuer };
+    let mut block = rest.to_vec();
+    block.resize(key.len(), 0);
+    let pan = "4761739001010010";
+    let passed = match sel % 5 {
+        0 => oda::recover_certificate(key, 0x02, &block, &[], &[3], &[], pan, 2611).is_ok(),
+        1 => oda::recover_certificate(key, 0x04, &block, &[], &[3], &[], pan, 2611).is_ok(),
+        2 => oda::verify_static_data(key, &block, rest).is_ok(),
+        3 => oda::verify_dynamic_data(key, &block, &[1, 2, 3, 4]).is_ok(),
+        _ => oda::verify_cda(key, &block, &[1, 2, 3, 4], 0x80, &[0; 20]).is_ok(),
+    };
+    assert!(
+        !passed,
+        "an unsigned input passed offline data authentication"
+    );
+    let _ = oda::recover(key, "fuzz", rest);
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -120,5 +174,10 @@ mod tests {
     #[test]
     fn emv_profile_corpus_replays() {
         replay("emv_profile", super::profile);
+    }
+
+    #[test]
+    fn emv_oda_corpus_replays() {
+        replay("emv_oda", super::oda);
     }
 }

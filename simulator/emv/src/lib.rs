@@ -10,6 +10,8 @@
 //! - [`reader`]: the reader side ([`reader::Reader`]): card insertion, removal, tap and
 //!   swipe, power on and ATR, and APDU exchange over the vpcd wire.
 //! - [`magstripe`]: track 2 and its EMV equivalent.
+//! - [`oda`]: offline data authentication (SDA, DDA, CDA): certificates and signatures,
+//!   card and terminal sides, and the test PKI of `fixtures/keys/oda-test-keys.yaml`.
 //!
 //! Nothing here does I/O: bytes in, bytes out. The tokio adapters are in `poslab::card`.
 
@@ -17,6 +19,8 @@ pub mod apdu;
 pub mod card;
 pub mod fuzz;
 pub mod magstripe;
+pub mod oda;
+pub mod oda_terminal;
 pub mod profile;
 pub mod reader;
 pub mod vpcd;
@@ -48,4 +52,8 @@ pub enum EmvError {
     Tlv { context: String, detail: String },
     #[error("cryptography failed: {0}")]
     Crypto(String),
+    /// Offline data authentication: `what` names the object (certificate, signature),
+    /// `reason` the check that failed.
+    #[error("{what}: {reason}")]
+    Oda { what: &'static str, reason: String },
 }

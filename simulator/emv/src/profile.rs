@@ -50,6 +50,9 @@ pub struct IssuerKeys {
     pub cvn: u8,
     /// Derivation key index written in the issuer application data.
     pub dki: u8,
+    /// The ICC's RSA private key (DDA, CDA, enciphered offline PIN); its public key is
+    /// certified in the profile's `9F46` (see `fixtures/keys/oda-test-keys.yaml`).
+    pub icc_rsa: Option<poslab_crypto::RsaPrivate>,
 }
 
 /// One AFL entry: records `first..=last` of `sfi`, the first `oda` of them used for
@@ -300,6 +303,9 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Keys {
         imk_ac: Spanned<String>,
+        /// The ICC RSA key: modulus, exponent, private_exponent, prime1, prime2 (hex).
+        #[serde(default)]
+        icc_rsa: Option<Spanned<BTreeMap<String, String>>>,
         #[serde(default = "cvn18")]
         cvn: u8,
         #[serde(default = "one")]
@@ -488,10 +494,32 @@ mod raw {
             let keys = match &self.keys {
                 Some(k) => {
                     let b = hex_len(&k.imk_ac, "keys.imk_ac", 16)?;
+                    let icc_rsa = match &k.icc_rsa {
+                        None => None,
+                        Some(r) => {
+                            let part = |name: &str| {
+                                r.value
+                                    .get(name)
+                                    .and_then(|v| hex::decode(v.trim()).ok())
+                                    .ok_or_else(|| {
+                                        at(r, format!("keys.icc_rsa.{name}: expected hex bytes"))
+                                    })
+                            };
+                            let key = poslab_crypto::RsaPrivate::from_parts(
+                                &part("modulus")?,
+                                &part("exponent")?,
+                                &part("private_exponent")?,
+                                [&part("prime1")?, &part("prime2")?],
+                            )
+                            .map_err(|e| at(r, format!("keys.icc_rsa: {e}")))?;
+                            Some(key)
+                        }
+                    };
                     Some(IssuerKeys {
                         imk_ac: Secret::new(SecretKind::Key, b),
                         cvn: k.cvn,
                         dki: k.dki,
+                        icc_rsa,
                     })
                 }
                 None => None,
@@ -679,12 +707,12 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_what_was_expected() {
-        let bad = VISA.replace("aip: \"1C00\"", "aip: \"1C0\"");
+        let bad = VISA.replace("aip: \"3C00\"", "aip: \"3C0\"");
         let err = CardProfile::from_yaml(&bad, "cards/bad.yaml").unwrap_err();
         let text = err.to_string();
         let line = VISA
             .lines()
-            .position(|l| l.contains("aip: \"1C00\""))
+            .position(|l| l.contains("aip: \"3C00\""))
             .unwrap()
             + 1;
         assert!(
@@ -723,7 +751,10 @@ mod tests {
 
     #[test]
     fn afl_must_point_at_records() {
-        let bad = VISA.replace("afl: \"08010100 10010300\"", "afl: \"08010100 10010400\"");
+        let bad = VISA.replace(
+            "afl: \"08010100 10010301 18010100\"",
+            "afl: \"08010100 10010401 18010100\"",
+        );
         assert_ne!(bad, VISA, "the fixture's afl changed; update this test");
         let err = CardProfile::from_yaml(&bad, "x.yaml")
             .unwrap_err()
