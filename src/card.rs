@@ -51,6 +51,7 @@ pub async fn run_card(
     let mut waiting_logged = false;
     loop {
         let stream = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Ok(card.into_card()),
             s = TcpStream::connect(addr) => s,
         };
@@ -82,6 +83,7 @@ pub async fn run_card(
             }
         }
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Ok(card.into_card()),
             _ = tokio::time::sleep(options.retry) => {}
         }
@@ -100,6 +102,7 @@ where
     let mut framed = FramedStream::new(stream);
     loop {
         let frame = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Ok(()),
             f = framed.next(vpcd::decode_frame) => f,
         };

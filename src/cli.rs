@@ -52,6 +52,8 @@ pub enum Command {
     Terminal(cmd::terminal::Args),
     /// List every step the features can use, with an example
     Steps(cmd::steps::Args),
+    /// Random fault plans over the scenarios; the money checked after each, violations shrunk
+    Chaos(cmd::chaos::Args),
 }
 
 /// Logs go to stderr so that stdout stays the command's output (JSON lines, tables).

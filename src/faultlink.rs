@@ -320,6 +320,7 @@ where
             match item {
                 Item::Data(chunk) => {
                     let wrote = tokio::select! {
+                        biased;
                         _ = stop.cancelled() => return (r, w),
                         wrote = w.write_all(&chunk.data) => wrote,
                     };
@@ -382,6 +383,7 @@ where
                     if side.pipeline.is_idle() {
                         // no toxics, nothing in flight: straight through
                         let wrote = tokio::select! {
+                            biased;
                             _ = stop.cancelled() => return (r, w),
                             wrote = w.write_all(data) => wrote,
                         };

@@ -48,7 +48,7 @@ impl HostServer {
             spec: Arc::new(spec),
             journal,
             link: Arc::from("host"),
-            clock: (SystemTime::now(), tokio::time::Instant::now()),
+            clock: (crate::bench::time::wall_now(), tokio::time::Instant::now()),
         }
     }
 
@@ -250,6 +250,7 @@ impl Handler for HostServer {
             }
             let next_due = out.later.peek().map(|Reverse(p)| p.due);
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => break Ok("server shutting down"),
                 _ = sleep_until_opt(next_due), if next_due.is_some() => {
                     let now = Instant::now();

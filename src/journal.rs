@@ -3,7 +3,9 @@
 //! One entry per event, written with a single `write` and no user-space buffer, so a run
 //! that is killed still leaves every event it recorded. Entries carry a sequence number,
 //! the time since the journal opened (simulated time when tokio's clock is paused, real
-//! time otherwise), the wall-clock time, the link, the kind of event and its body. What a
+//! time otherwise), the wall-clock time ([`crate::bench::time::wall_now`]: on a
+//! simulated-time run a fixed epoch plus simulated time, so the same seed writes the same
+//! bytes; the system clock otherwise), the link, the kind of event and its body. What a
 //! caller puts in the body must already be masked: devices journal masked views
 //! (`poslab_sensitive`), never clear card data.
 
@@ -93,7 +95,7 @@ impl Journal {
         entry.insert("at_ms".into(), (elapsed.as_secs_f64() * 1000.0).into());
         entry.insert(
             "wall".into(),
-            humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            humantime::format_rfc3339_millis(crate::bench::time::wall_now())
                 .to_string()
                 .into(),
         );
@@ -125,6 +127,36 @@ impl Journal {
             Sink::Discard => {}
         }
         seq
+    }
+
+    /// How many entries the journal holds (a file journal counts its file's entries).
+    pub fn len(&self) -> usize {
+        match &self.inner.sink {
+            Sink::Memory(entries) => entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .len(),
+            _ => self.entries().map(|e| e.len()).unwrap_or(0),
+        }
+    }
+
+    /// Whether the journal holds no entry yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries from index `from` on (in-memory journals; a file journal reads its file
+    /// back), for watchers that look only at what is new.
+    pub fn entries_from(&self, from: usize) -> anyhow::Result<Vec<Value>> {
+        match &self.inner.sink {
+            Sink::Memory(entries) => Ok(entries
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(from..)
+                .unwrap_or(&[])
+                .to_vec()),
+            _ => Ok(self.entries()?.into_iter().skip(from).collect()),
+        }
     }
 
     /// The entries recorded so far (in-memory journals; a file journal reads its file back).

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod card;
+pub mod chaos;
 pub mod cli;
 pub mod cmd;
 pub mod faultlink;

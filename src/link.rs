@@ -146,6 +146,7 @@ impl Incoming {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    biased;
                     _ = offer.tx.closed() => return,
                     accepted = listener.accept() => match accepted {
                         Ok((s, _)) => {

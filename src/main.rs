@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     // a feature run prints its own progress; its devices only speak up when something is wrong
     let filter = match (&cli.command, cli.log.as_str()) {
         (poslab::cli::Command::Run(_), "info") => "warn",
+        (poslab::cli::Command::Chaos(_), "info") => "error",
         (_, f) => f,
     };
     poslab::cli::init_tracing(filter);

@@ -71,10 +71,12 @@ pub async fn serve<H: Handler>(
     let mut backoff = Duration::from_millis(1);
     loop {
         let permit = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
             permit = permits.clone().acquire_owned() => permit?,
         };
         let accepted = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
@@ -145,6 +147,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
             match signal(SignalKind::terminate()) {
                 Ok(mut term) => {
                     tokio::select! {
+                        biased;
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}
                     }
@@ -376,6 +379,7 @@ mod tests {
             let mut framed = FramedStream::new(stream);
             loop {
                 let frame = tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return Ok(()),
                     f = framed.next(len1) => f,
                 };

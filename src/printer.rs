@@ -201,6 +201,7 @@ async fn run(
     loop {
         let deadline = a.printer.poll_timeout().map(|d| a.start + d);
         let msg = tokio::select! {
+            biased;
             msg = rx.recv() => msg,
             _ = sleep_until(deadline) => {
                 let now = a.now();
@@ -400,6 +401,7 @@ where
     let mut buf = vec![0u8; 8192];
     let result = loop {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break Ok(()),
             answer = replies.recv() => {
                 let Some(answer) = answer else { break Ok(()) };

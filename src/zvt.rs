@@ -33,7 +33,7 @@ use crate::net::{Handler, Peer};
 
 /// The wall clock in UTC, as ZVT carries it.
 pub fn wall_now() -> WallTime {
-    let secs = std::time::SystemTime::now()
+    let secs = crate::bench::time::wall_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
@@ -147,6 +147,7 @@ where
         }
         let deadline = terminal.poll_timeout().map(|t| start + t);
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Ok(()),
             r = rd.read(&mut buf) => {
                 let n = r?;
@@ -328,6 +329,7 @@ where
             continue;
         }
         tokio::select! {
+            biased;
             r = stream.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     closed = true;

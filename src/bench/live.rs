@@ -853,7 +853,7 @@ impl LiveBench {
 }
 
 fn wall_start() -> u64 {
-    std::time::SystemTime::now()
+    super::time::wall_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
@@ -910,6 +910,7 @@ fn serve_incoming<H: Handler>(mut incoming: Incoming, handler: H, shutdown: Canc
         let mut id = 0;
         loop {
             let stream = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 s = incoming.next() => match s { Some(s) => s, None => return },
             };
@@ -936,6 +937,7 @@ fn serve_printer(mut incoming: Incoming, printer: PrinterHandle, shutdown: Cance
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 s = incoming.next() => match s { Some(s) => s, None => return },
             };
@@ -999,6 +1001,7 @@ impl EcrDriver {
                             |_| {},
                         );
                         let result = tokio::select! {
+                            biased;
                             r = run => r,
                             _ = abandoned.notified() => {
                                 // a register whose terminal lost power gives up the command
@@ -1062,6 +1065,7 @@ impl PadDriver {
             let mut broken = false;
             loop {
                 tokio::select! {
+                    biased;
                     msg = rx.recv() => match msg {
                         None => return,
                         Some(PadMsg::Replace(s)) => { stream = s; decoder = Decoder::new(); }

@@ -23,6 +23,53 @@ pub fn runtime(bench: &Bench) -> std::io::Result<tokio::runtime::Runtime> {
     runtime_for(bench.time_mode())
 }
 
+/// Where the wall clock of a simulated-time run starts: Monday 2026-11-02 09:00:00 UTC.
+/// Every wall-clock reading of such a run (the journal's `wall`, the host's and the
+/// terminal's clocks, the cash register's date and time) is this epoch plus tokio's paused
+/// clock, so the same seed writes the same bytes. Real-time runs read the system clock.
+pub const SIMULATED_EPOCH_SECS: u64 = 1_793_610_000;
+
+thread_local! {
+    /// This thread's simulated wall clock: (epoch, tokio instant it corresponds to).
+    static SIMULATED_WALL: std::cell::Cell<Option<(std::time::SystemTime, tokio::time::Instant)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Keeps this thread's wall clock simulated while it lives (see [`SIMULATED_EPOCH_SECS`]).
+pub struct SimulatedWall {
+    before: Option<(std::time::SystemTime, tokio::time::Instant)>,
+}
+
+impl SimulatedWall {
+    /// Starts the simulated wall clock at the epoch, now by tokio's clock. Call it inside
+    /// the simulated-time runtime (its paused clock is the one that runs the wall clock).
+    pub fn start() -> SimulatedWall {
+        let epoch = std::time::UNIX_EPOCH + std::time::Duration::from_secs(SIMULATED_EPOCH_SECS);
+        let before = SIMULATED_WALL.with(|w| w.replace(Some((epoch, tokio::time::Instant::now()))));
+        SimulatedWall { before }
+    }
+
+    /// [`SimulatedWall::start`] for a simulated-time run, nothing for a real-time one.
+    pub fn for_mode(mode: TimeMode) -> Option<SimulatedWall> {
+        (mode == TimeMode::Simulated).then(SimulatedWall::start)
+    }
+}
+
+impl Drop for SimulatedWall {
+    fn drop(&mut self) {
+        SIMULATED_WALL.with(|w| w.set(self.before));
+    }
+}
+
+/// The wall clock: simulated on a thread running a simulated-time run, the system clock
+/// otherwise.
+pub fn wall_now() -> std::time::SystemTime {
+    match SIMULATED_WALL.with(|w| w.get()) {
+        Some((epoch, at)) => epoch + at.elapsed(),
+        None => std::time::SystemTime::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +89,28 @@ mod tests {
         assert!(simulated >= Duration::from_secs(3600));
         // an hour of simulated time is not an hour of real time
         assert!(wall.elapsed() < Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_simulated_wall_clock_starts_at_the_epoch_and_runs_with_tokio() {
+        let rt = runtime_for(TimeMode::Simulated).unwrap();
+        let (a, b) = rt.block_on(async {
+            let _wall = SimulatedWall::start();
+            let a = wall_now();
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            (a, wall_now())
+        });
+        let epoch = std::time::UNIX_EPOCH + Duration::from_secs(SIMULATED_EPOCH_SECS);
+        assert_eq!(a, epoch);
+        assert_eq!(b.duration_since(a).unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            humantime::format_rfc3339_seconds(epoch).to_string(),
+            "2026-11-02T09:00:00Z"
+        );
+        // outside the guard the thread reads the system clock again
+        let system = std::time::SystemTime::now();
+        let wall = wall_now();
+        assert!(wall >= system && wall.duration_since(system).unwrap() < Duration::from_secs(60));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::Command;
 
 pub mod card;
+pub mod chaos;
 pub mod decode;
 pub mod ecr;
 pub mod host;
@@ -31,5 +32,6 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Terminal(args) => terminal::run(args),
         Command::Steps(args) => steps::run(args),
+        Command::Chaos(args) => chaos::run(args),
     }
 }

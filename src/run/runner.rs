@@ -64,15 +64,61 @@ fn shard_of(path: &str, line: usize, n: u32) -> u32 {
     (h % u64::from(n.max(1))) as u32 + 1
 }
 
+/// What a run may add to [`RunSpec`] beyond the command line of `poslab run`.
+#[derive(Clone, Default)]
+pub struct RunExtras {
+    /// Terminal parameter overrides for every scenario.
+    pub params: serde_json::Map<String, Value>,
+    /// A chaos run's fault plan and money checks.
+    pub chaos: Option<crate::chaos::ChaosHook>,
+}
+
+/// Where the journal of the scenario at `line` of `feature` is written under `out`:
+/// `journals/<feature path, '/' as '_'>-<line>.jsonl`, one JSON entry a line.
+pub fn journal_path(out: &Path, feature: &str, line: usize) -> PathBuf {
+    let name: String = feature
+        .chars()
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    out.join("journals").join(format!("{name}-{line}.jsonl"))
+}
+
+fn write_journal(path: &Path, entries: &[Value]) {
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&e.to_string());
+        text.push('\n');
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, text));
+    if let Err(e) = written {
+        tracing::error!(journal = %path.display(), error = %e, "cannot write the scenario's journal");
+    }
+}
+
+/// One run at a time per process: the run's configuration is the process's.
+static RUN_LOCK: Mutex<()> = Mutex::new(());
+
 /// Runs everything `spec` names, in the runtime the bench's time mode asks for.
 pub fn run(spec: RunSpec) -> anyhow::Result<RunReport> {
+    run_with(spec, RunExtras::default())
+}
+
+/// [`run`] with parameter overrides or a chaos plan.
+pub fn run_with(spec: RunSpec, extras: RunExtras) -> anyhow::Result<RunReport> {
+    let _one_run = RUN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let runtime = crate::bench::time::runtime_for(spec.bench.time_mode())?;
+    let time_mode = spec.bench.time_mode();
     let started = std::time::SystemTime::now();
     let clock = Instant::now();
     set_run_config(RunConfig {
         bench: spec.bench.clone(),
         seed: spec.seed,
         out: spec.out.clone(),
+        params: extras.params.clone(),
+        chaos: extras.chaos.clone(),
     });
     // scenarios that need real hardware run only when a tag expression asks for them
     let tag_text = spec.tags.clone().unwrap_or_else(|| "not @hil".to_string());
@@ -133,14 +179,22 @@ pub fn run(spec: RunSpec) -> anyhow::Result<RunReport> {
                 }
                 true
             };
+        let out = spec.out.clone();
+        let chaos = extras.chaos.clone();
         let cucumber = PosWorld::cucumber()
             .max_concurrent_scenarios(1)
             .fail_on_skipped()
             .with_writer(cucumber::writer::Normalize::new(collector))
-            .after(|f, _r, s, _ev, world| {
+            .after(move |f, _r, s, _ev, world| {
+                let (out, chaos) = (out.clone(), chaos.clone());
                 Box::pin(async move {
                     if let Some(w) = world {
+                        let key = f.path.as_ref().map(|p| display_path(p)).unwrap_or_default();
+                        if let Some(chaos) = &chaos {
+                            chaos.after_scenario(w, &key, s.position.line).await;
+                        }
                         let j = w.finish().await;
+                        write_journal(&journal_path(&out, &key, s.position.line), &j);
                         if let Ok(mut m) = journals().lock() {
                             m.insert((feature_key(f), s.position.line), j);
                         }
@@ -148,7 +202,11 @@ pub fn run(spec: RunSpec) -> anyhow::Result<RunReport> {
                 })
             })
             .with_default_cli();
-        let writer = runtime.block_on(cucumber.filter_run(file.clone(), filter));
+        // a simulated-time run reads a simulated wall clock (the same seed, the same bytes)
+        let writer = runtime.block_on(async {
+            let _wall = crate::bench::time::SimulatedWall::for_mode(time_mode);
+            cucumber.filter_run(file.clone(), filter).await
+        });
         let collected = writer.inner_writer().take();
         report.features.extend(collected);
     }

@@ -2,7 +2,7 @@
 //! scenario), and what the scenario has done so far (the last sale, the journal mark).
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use poslab_bench::{Bench, TimeMode};
@@ -18,16 +18,24 @@ pub struct RunConfig {
     pub bench: Bench,
     pub seed: u64,
     pub out: PathBuf,
+    /// Terminal parameter overrides for every scenario (under the scenario's own).
+    pub params: serde_json::Map<String, Value>,
+    /// A chaos run: the fault plan every scenario's bench follows, and where the money
+    /// checks after each scenario go (`poslab chaos`).
+    pub chaos: Option<crate::chaos::ChaosHook>,
 }
 
-static RUN: OnceLock<RunConfig> = OnceLock::new();
+static RUN: Mutex<Option<RunConfig>> = Mutex::new(None);
 
+/// Sets the run's configuration and numbers the scenarios from 0 again (a run in a
+/// process that ran another one before gets the same scenario seeds as a fresh process).
 pub fn set_run_config(config: RunConfig) {
-    let _ = RUN.set(config);
+    *RUN.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+    SCENARIO_NO.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
-pub fn run_config() -> Option<&'static RunConfig> {
-    RUN.get()
+pub fn run_config() -> Option<RunConfig> {
+    RUN.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// How long a step waits for something to happen (simulated time costs nothing).
@@ -48,6 +56,8 @@ pub struct PosWorld {
     pub mark: usize,
     pub scenario: String,
     seq: u32,
+    /// The fault plan of a chaos run, applied as the scenario goes.
+    chaos: Option<crate::chaos::Driver>,
 }
 
 impl std::fmt::Debug for PosWorld {
@@ -72,6 +82,7 @@ impl PosWorld {
             mark: 0,
             scenario: String::new(),
             seq: SCENARIO_NO.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            chaos: None,
         })
     }
 
@@ -82,29 +93,59 @@ impl PosWorld {
     /// The bench, started on first use.
     pub async fn bench(&mut self) -> &mut LiveBench {
         if self.bench.is_none() {
-            let cfg = run_config().cloned().unwrap_or_else(default_config);
+            let cfg = run_config().unwrap_or_else(default_config);
             let workdir = cfg
                 .out
                 .join("work")
                 .join(format!("scenario-{:04}", self.seq));
             let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
             let _ = std::fs::remove_dir_all(&workdir);
+            let mut params = cfg.params.clone();
+            params.extend(self.params.clone());
             let bench = LiveBench::start(
                 &cfg.bench,
                 RunOptions {
                     seed: cfg.seed ^ u64::from(self.seq),
                     workdir,
-                    params: self.params.clone(),
+                    params,
                 },
             )
             .await
             .unwrap_or_else(|e| panic!("the bench {} does not start: {e:#}", cfg.bench.name()));
             self.bench = Some(bench);
+            self.chaos = cfg.chaos.as_ref().map(crate::chaos::ChaosHook::driver);
         }
+        self.chaos_tick().await;
         match self.bench.as_mut() {
             Some(b) => b,
             None => unreachable!("started above"), // ok: set just above
         }
+    }
+
+    /// Applies the chaos plan's faults that are due (a chaos run only).
+    pub async fn chaos_tick(&mut self) {
+        if let (Some(driver), Some(bench)) = (self.chaos.as_mut(), self.bench.as_mut()) {
+            driver.tick(bench).await;
+        }
+    }
+
+    /// Ends the chaos plan: every fault it set is cleared, none is applied any more.
+    pub async fn chaos_heal(&mut self) {
+        if let (Some(mut driver), Some(bench)) = (self.chaos.take(), self.bench.as_mut()) {
+            driver.heal(bench).await;
+        }
+    }
+
+    /// Waits (at most `within`) for the running command's outcome without failing the
+    /// step: `None` when it did not come or the command failed.
+    pub async fn settle_quietly(&mut self, within: Duration) -> Option<&Outcome> {
+        if let Some(rx) = self.pending.take() {
+            if let Ok(Ok(Ok(outcome))) = tokio::time::timeout(within, rx).await {
+                self.outcomes.push(outcome.clone());
+                self.outcome = Some(outcome);
+            }
+        }
+        self.outcome.as_ref()
     }
 
     pub fn time(&self) -> TimeMode {
@@ -117,6 +158,11 @@ impl PosWorld {
             .as_ref()
             .and_then(|b| b.journal.entries().ok())
             .unwrap_or_default()
+    }
+
+    /// How many entries the bench's journal holds (cheap: nothing is copied).
+    pub fn journal_len(&self) -> usize {
+        self.bench.as_ref().map_or(0, |b| b.journal.len())
     }
 
     pub fn since_mark(&self) -> Vec<Value> {
@@ -150,14 +196,33 @@ impl PosWorld {
 
     /// Waits for the running command's outcome.
     pub async fn settle(&mut self) -> Option<&Outcome> {
-        if let Some(rx) = self.pending.take() {
-            let o = tokio::time::timeout(Duration::from_secs(600), rx).await;
+        if let Some(mut rx) = self.pending.take() {
+            // None: no outcome within 10 minutes
+            let o = if self.chaos.is_some() {
+                // a chaos run: the plan's faults fall due while the command runs
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut rx => break Some(r),
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                    self.chaos_tick().await;
+                    if tokio::time::Instant::now() >= deadline {
+                        break None;
+                    }
+                }
+            } else {
+                tokio::time::timeout(Duration::from_secs(600), rx)
+                    .await
+                    .ok()
+            };
             match o {
-                Ok(Ok(Ok(outcome))) => {
+                Some(Ok(Ok(outcome))) => {
                     self.outcomes.push(outcome.clone());
                     self.outcome = Some(outcome);
                 }
-                Ok(Ok(Err(e))) => panic!(
+                Some(Ok(Err(e))) => panic!(
                     "the cash register's command failed: {e:#}\n--- journal ---\n{}",
                     self.excerpt(20)
                 ),
@@ -178,11 +243,18 @@ impl PosWorld {
         mut check: impl FnMut(&[Value]) -> Option<T>,
     ) -> T {
         let deadline = tokio::time::Instant::now() + within;
+        // the check looks at the journal only: run it again when the journal grew
+        let mut checked = None;
         loop {
-            let entries = self.journal();
-            if let Some(t) = check(&entries) {
-                return t;
+            let len = self.journal_len();
+            if checked != Some(len) {
+                checked = Some(len);
+                let entries = self.journal();
+                if let Some(t) = check(&entries) {
+                    return t;
+                }
             }
+            self.chaos_tick().await;
             if tokio::time::Instant::now() >= deadline {
                 panic!(
                     "{what}: not seen within {}\n--- last journal entries ---\n{}",
@@ -209,5 +281,7 @@ fn default_config() -> RunConfig {
         bench: Bench::load("scenarios/default.yaml", text).unwrap_or_else(|e| panic!("{e}")),
         seed: 1,
         out: std::env::temp_dir().join("poslab-run"),
+        params: serde_json::Map::new(),
+        chaos: None,
     }
 }

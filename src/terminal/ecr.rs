@@ -126,6 +126,7 @@ pub(crate) async fn serve(
     );
     let start = Instant::now();
     let mut stream = tokio::select! {
+        biased;
         _ = shutdown.cancelled() => return,
         s = incoming.next() => match s { Some(s) => s, None => return },
     };
@@ -156,6 +157,7 @@ pub(crate) async fn serve(
         }
         let deadline = terminal.poll_timeout().map(|t| start + t);
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return,
             next = incoming.next(), if open => match next {
                 Some(s) => {
@@ -169,6 +171,7 @@ pub(crate) async fn serve(
                 Ok(0) | Err(_) => {
                     // the cash register went away: wait for the next one, keep the state
                     tokio::select! {
+                        biased;
                         _ = shutdown.cancelled() => return,
                         next = incoming.next(), if open => match next {
                             Some(s) => { stream = s; terminal.reset_link(); }

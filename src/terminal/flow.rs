@@ -180,6 +180,7 @@ impl Core {
                 (a, b) => a.or(b),
             };
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 req = requests.recv() => match req {
                     Some(req) => self.handle(req).await,
@@ -503,6 +504,18 @@ impl Core {
 
     /// The request in flight failed: queue its reversal and try it at once.
     async fn reverse_in_flight(&mut self) {
+        if self.cfg.params.unsafe_no_reversal {
+            // mutation testing of the money checks (poslab chaos --unsafe-no-reversal)
+            if let Some(entry) = self.store.state.in_flight.take() {
+                self.journal.record(
+                    "terminal",
+                    "reversal-skipped",
+                    json!({"original_stan": entry.original_stan, "why": "unsafe_no_reversal"}),
+                );
+                self.save();
+            }
+            return;
+        }
         if let Some(entry) = self.store.state.in_flight.take() {
             self.journal.record(
                 "terminal",
@@ -921,6 +934,7 @@ impl Core {
         let deadline = Instant::now() + Duration::from_millis(self.cfg.params.pin_timeout_ms);
         let result = loop {
             let line = tokio::select! {
+                biased;
                 l = tokio::time::timeout_at(deadline, self.pad.rx.recv()) => l,
                 _ = self.gate.wait() => break None,
             };
@@ -1029,6 +1043,7 @@ impl Core {
         }
         loop {
             tokio::select! {
+                biased;
                 s = self.cards.next() => match s {
                     Some(s) => return Presented::Chip(ReaderLink::new(s, CARD_ANSWER)),
                     None => return Presented::Cancelled,

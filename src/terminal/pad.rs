@@ -46,6 +46,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let mut stream = tokio::select! {
+        biased;
         _ = shutdown.cancelled() => return,
         s = incoming.next() => match s { Some(s) => s, None => return },
     };
@@ -54,6 +55,7 @@ pub(crate) async fn serve(
     let mut buf = vec![0u8; 1024];
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return,
             next = incoming.next(), if open => match next {
                 Some(s) => { stream = s; decoder = Decoder::new(); }
@@ -72,6 +74,7 @@ pub(crate) async fn serve(
             r = stream.read(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     tokio::select! {
+                        biased;
                         _ = shutdown.cancelled() => return,
                         next = incoming.next(), if open => match next {
                             Some(s) => { stream = s; decoder = Decoder::new(); }

@@ -2,9 +2,11 @@
 
 mod bench;
 mod card;
+mod chaos;
 mod cli_help;
 mod crypto_peer;
 mod decode;
+mod determinism;
 mod ecr;
 mod host;
 mod iso8583_peer;

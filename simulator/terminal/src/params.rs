@@ -46,6 +46,11 @@ pub struct Params {
     pub receipt_footer: Vec<String>,
     /// Sign MAC (DE 64) on financial messages once session keys are loaded.
     pub mac: bool,
+    /// MUTATION TESTING ONLY (`poslab chaos --unsafe-no-reversal`): a request whose answer
+    /// never came is not reversed, so the host may keep a charge the cash register was
+    /// told did not happen. Money-unsafe by design; never set it on a real terminal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_no_reversal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +95,7 @@ impl Default for Params {
             receipt_header: Vec::new(),
             receipt_footer: vec!["THANK YOU".into()],
             mac: true,
+            unsafe_no_reversal: false,
         }
     }
 }

@@ -215,54 +215,21 @@ async fn no_money(w: &mut PosWorld) {
 #[then(expr = "nobody was charged twice")]
 async fn not_twice(w: &mut PosWorld) {
     w.settle().await;
-    let approved = w
-        .outcomes
-        .iter()
-        .filter(|o| o.status == Status::Success && matches!(o.command, EcrCommand::Purchase { .. }))
-        .count();
     // a reversal the terminal still has queued is on its way: give its retries the time
-    // they take (free in simulated time), then the books must agree
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let standing = standing_purchases(w).await;
-        let mut seen = std::collections::HashSet::new();
-        for s in &standing {
-            assert!(seen.insert(*s), "STAN {s} stands twice at the host");
-        }
-        if standing.len() <= approved {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "the host charged {} purchases but the register was told of {approved} approvals (waited {} for queued reversals)\n{}",
-                standing.len(),
-                humantime::format_duration(WAIT),
-                w.excerpt(30)
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
-/// STANs of the purchases standing approved at the host for the bench's terminal.
-async fn standing_purchases(w: &mut PosWorld) -> Vec<u32> {
-    let b = w.bench().await;
-    let tid = b.params.tid.clone();
-    let host = b.host.lock().unwrap_or_else(|p| p.into_inner());
-    host.terminal(&tid)
-        .map(|t| {
-            t.batch
+    // they take (free in simulated time), then the books must agree (src/run/money.rs)
+    let violations = crate::run::money::wait_until_safe(w, WAIT).await;
+    if !violations.is_empty() {
+        panic!(
+            "the books do not agree (waited {} for queued reversals):\n{}\n{}",
+            humantime::format_duration(WAIT),
+            violations
                 .iter()
-                .filter(|x| {
-                    x.code.is_approved()
-                        && x.state == poslab_host::TxnState::Standing
-                        && x.settles
-                        && x.processing_code.starts_with("00")
-                })
-                .map(|x| x.stan)
-                .collect()
-        })
-        .unwrap_or_default()
+                .map(|v| format!("  - {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            w.excerpt(30)
+        );
+    }
 }
 
 #[then(
