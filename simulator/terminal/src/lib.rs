@@ -7,6 +7,7 @@
 //! the store-and-forward queue.
 
 pub mod emv;
+pub mod firmware;
 pub mod fuzz;
 pub mod iso;
 pub mod keypad;
