@@ -404,6 +404,47 @@ where
     }
 }
 
+/// Puts fixed serial faults (a command line's `--faults`) between a tool and its port:
+/// what the tool writes to the returned stream goes `upstream` through the `tx` faults to
+/// the port, what the port gives comes `downstream` through the `rx` faults. `baud` is the
+/// port's speed (for `baud=N`); RNG streams are keyed `link/upstream|downstream/<toxic>`;
+/// every decision is journaled.
+pub fn with_serial_faults<S>(
+    port: S,
+    spec: &poslab_faults::SerialSpec,
+    baud: u32,
+    seed: u64,
+    link: &str,
+    journal: Journal,
+) -> tokio::io::DuplexStream
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mine, theirs) = tokio::io::duplex(64 * 1024);
+    let mut up = Pipeline::new();
+    let mut down = Pipeline::new();
+    for toxic in spec.toxics(baud) {
+        match toxic.stream {
+            StreamDir::Upstream => up.push(
+                toxic.build(seed, &format!("{link}/upstream")),
+                Duration::ZERO,
+            ),
+            StreamDir::Downstream => down.push(
+                toxic.build(seed, &format!("{link}/downstream")),
+                Duration::ZERO,
+            ),
+        }
+    }
+    spawn_link(
+        theirs,
+        port,
+        Side::fixed(up),
+        Side::fixed(down),
+        LinkCtx::new(link, journal),
+    );
+    mine
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -638,7 +638,9 @@ impl LiveBench {
         let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(&parts, &journal);
         let ecr = EcrDriver::start(
             faulty_stream(ecr_stream, &links.ecr, &journal, true),
-            LinkConfig::tcp(),
+            // the register's line is serial on every bench (ZVT framing, ACK/NAK), so
+            // serial faults mean the same on the embedded terminal and on a process
+            LinkConfig::serial(),
             journal.clone(),
         );
         let pad = PadDriver::start(pad_stream, journal.clone());
@@ -879,7 +881,7 @@ fn start_embedded(parts: &EmbeddedParts, journal: &Journal) -> (Dut, BoxIo, BoxI
             parts.journal.clone(),
         ),
         ecr: ecr_incoming,
-        ecr_link: LinkConfig::tcp(),
+        ecr_link: LinkConfig::serial(),
         reader: reader_incoming,
         keypad: pad_incoming,
     };

@@ -63,8 +63,25 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub known_trace: Option<u32>,
 
+    /// Serial faults on the line to the terminal (with --serial), comma-separated: drop=P,
+    /// noise=P (bit errors), baud=N (the terminal runs at N), break=P[/DUR], parity=P,
+    /// framing=P, stall=P[/DUR], disconnect=P[/DUR]; P is a probability per byte (drop,
+    /// noise, parity, framing) or per write; tx: or rx: before a word limits it to what
+    /// this register sends or reads. Every fault is journaled
+    #[arg(long, value_name = "LIST", requires = "serial", value_parser = parse_serial_faults)]
+    pub faults: Option<poslab_faults::SerialSpec>,
+
+    /// Seed of the serial faults' random streams (the same seed, the same faults)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+
     #[command(subcommand)]
     pub action: Action,
+}
+
+fn parse_serial_faults(s: &str) -> Result<poslab_faults::SerialSpec, String> {
+    s.parse()
+        .map_err(|e: poslab_faults::FaultError| e.to_string())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -218,7 +235,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         if let Some(path) = &args.serial {
             let name = path.display().to_string();
-            let stream = adapters::open_serial(&name, args.baud)?;
+            let mut stream = adapters::open_serial(&name, args.baud)?;
+            if let Some(spec) = &args.faults {
+                stream = crate::faultlink::with_serial_faults(
+                    stream,
+                    spec,
+                    args.baud,
+                    args.seed,
+                    "ecr->terminal",
+                    journal.clone(),
+                );
+            }
             adapters::run_ecr(
                 stream,
                 &mut ecr,

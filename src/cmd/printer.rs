@@ -16,7 +16,10 @@ use crate::printer::{self, Options, PrinterService};
 /// as a real printer does, including while faults are active.
 ///
 /// Faults (comma-separated): paper-near-end, paper-out, paper-out-after=N (lines),
-/// cover-open, jam, offline, slow=Nlps, garbage (junk bytes before answers), drawer-open.
+/// cover-open, jam, jam-after=N (lines), offline, slow=Nlps, garbage (junk bytes before
+/// answers), drawer-open; and on the --serial or --pty line: drop=P, noise=P (bit errors),
+/// baud=N (the terminal runs at N), break=P[/DUR], parity=P, framing=P, stall=P[/DUR],
+/// disconnect=P[/DUR], each maybe after tx: (what the printer sends) or rx: (what it reads).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Listen for ESC/POS over TCP (JetDirect/9100 style); one connection at a time
@@ -59,7 +62,7 @@ pub struct Args {
     #[arg(long)]
     pub utf8: bool,
 
-    /// Seed of the junk bytes of the garbage fault
+    /// Seed of the junk bytes of the garbage fault and of the serial line's faults
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,
 
@@ -69,12 +72,27 @@ pub struct Args {
     pub stdin_control: bool,
 }
 
-/// A comma-separated list of faults, as one argument.
+/// A comma-separated list of faults, as one argument: the printer's own, and the serial
+/// line's (journaled, seeded by --seed).
 #[derive(Clone, Debug)]
-pub struct FaultList(pub Vec<Fault>);
+pub struct FaultList(pub Vec<Fault>, pub Option<poslab_faults::SerialSpec>);
 
 fn parse_fault_list(s: &str) -> Result<FaultList, String> {
-    parse_faults(s).map(FaultList).map_err(|e| e.to_string())
+    let (line, own): (Vec<&str>, Vec<&str>) = s
+        .split(',')
+        .filter(|w| !w.trim().is_empty())
+        .partition(|w| poslab_faults::serial::is_serial_word(w));
+    let printer = parse_faults(&own.join(",")).map_err(|e| e.to_string())?;
+    let serial = if line.is_empty() {
+        None
+    } else {
+        Some(
+            line.join(",")
+                .parse::<poslab_faults::SerialSpec>()
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    Ok(FaultList(printer, serial))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -102,7 +120,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         faults: args.faults.clone().map(|f| f.0).unwrap_or_default(),
         link: "printer".into(),
     };
-    let (handle, task) = printer::spawn(options, journal)?;
+    let (handle, task) = printer::spawn(options, journal.clone())?;
     let shutdown = net::shutdown_on_signal();
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -121,21 +139,53 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             net::serve(listener, service, Limits { max_connections: 1 }, stop).await
         });
     }
+    let line_faults = args.faults.as_ref().and_then(|f| f.1.clone());
     if let Some(path) = args.serial.clone() {
         let port = printer::open_serial(&path, args.baud)?;
         say(format!("serial {path} @ {}", args.baud));
         let h = handle.clone();
         let stop = shutdown.clone();
-        tasks.spawn(async move { printer::serve_serial(&h, port, &path, stop).await });
+        match &line_faults {
+            None => {
+                tasks.spawn(async move { printer::serve_serial(&h, port, &path, stop).await });
+            }
+            Some(spec) => {
+                // the port as a stream, through the line's faults
+                let port = crate::zvt::bridge(port, &path)?;
+                let port = crate::faultlink::with_serial_faults(
+                    port,
+                    spec,
+                    args.baud,
+                    args.seed,
+                    "printer-line",
+                    journal.clone(),
+                );
+                tasks.spawn(async move { printer::serve_stream(&h, port, path, stop).await });
+            }
+        }
     }
     if args.pty {
         let (pty, path) = crate::pty::Pty::open()?;
         say(format!("pty {}", path.display()));
         let h = handle.clone();
         let stop = shutdown.clone();
-        tasks.spawn(async move {
-            printer::serve_stream(&h, pty, path.display().to_string(), stop).await
-        });
+        let peer = path.display().to_string();
+        match &line_faults {
+            None => {
+                tasks.spawn(async move { printer::serve_stream(&h, pty, peer, stop).await });
+            }
+            Some(spec) => {
+                let pty = crate::faultlink::with_serial_faults(
+                    pty,
+                    spec,
+                    args.baud,
+                    args.seed,
+                    "printer-line",
+                    journal.clone(),
+                );
+                tasks.spawn(async move { printer::serve_stream(&h, pty, peer, stop).await });
+            }
+        }
     }
     if args.stdin_control {
         let h = handle.clone();

@@ -18,6 +18,8 @@ pub enum PrinterProblem {
     Offline,
     CoverOpen,
     PaperOut,
+    /// The paper jammed (an autocutter error).
+    Jammed,
     /// Paper ran out (or the printer went offline) while the receipt printed.
     CutShort,
 }
@@ -28,6 +30,7 @@ impl PrinterProblem {
             PrinterProblem::Unreachable => "PRINTER NOT CONNECTED",
             PrinterProblem::Offline => "PRINTER OFFLINE",
             PrinterProblem::CoverOpen => "PRINTER COVER OPEN",
+            PrinterProblem::Jammed => "PRINTER JAMMED",
             PrinterProblem::PaperOut | PrinterProblem::CutShort => "PRINTER OUT OF PAPER",
         }
     }
@@ -96,6 +99,9 @@ impl PrinterLink {
             if offline & 0x20 != 0 {
                 return Err(PrinterProblem::PaperOut);
             }
+            if offline & 0x40 != 0 && self.status(3).await? & 0x08 != 0 {
+                return Err(PrinterProblem::Jammed);
+            }
             return Err(PrinterProblem::Offline);
         }
         Ok(())
@@ -130,13 +136,25 @@ impl PrinterLink {
                 );
                 Ok(())
             }
-            Err(_) => {
+            Err(p) => {
+                // what the printer did not print stays in its buffer and would come out
+                // after the fault, before the reprint: clear it (DLE ENQ 2, recover and
+                // clear the buffers) so the held receipt is printed whole, once
+                if let Some(conn) = self.conn.as_mut() {
+                    if conn.write_all(&[0x10, 0x05, 0x02]).await.is_err() {
+                        self.conn = None;
+                    }
+                }
                 self.journal.record(
                     "printer",
                     "held",
-                    json!({"receipt": what, "why": "the printer stopped while printing"}),
+                    json!({"receipt": what, "why": "the printer stopped while printing", "problem": p.operator_text()}),
                 );
-                Err(PrinterProblem::CutShort)
+                Err(if p == PrinterProblem::Jammed {
+                    PrinterProblem::Jammed
+                } else {
+                    PrinterProblem::CutShort
+                })
             }
         }
     }

@@ -66,6 +66,9 @@ pub enum Fault {
     CoverOpen,
     /// Paper jam at the autocutter.
     Jam,
+    /// The paper jams after this many more printed lines: the receipt in progress stops,
+    /// what is not printed stays in the buffer.
+    JamAfter(u64),
     Offline,
     /// Printing at this many lines per second.
     Slow(u32),
@@ -93,7 +96,7 @@ impl Fault {
             Fault::PaperNearEnd => FaultKind::PaperNearEnd,
             Fault::PaperOut | Fault::PaperOutAfter(_) => FaultKind::PaperOut,
             Fault::CoverOpen => FaultKind::CoverOpen,
-            Fault::Jam => FaultKind::Jam,
+            Fault::Jam | Fault::JamAfter(_) => FaultKind::Jam,
             Fault::Offline => FaultKind::Offline,
             Fault::Slow(_) => FaultKind::Slow,
             Fault::Garbage => FaultKind::Garbage,
@@ -106,6 +109,7 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::PaperOutAfter(n) => write!(f, "paper-out-after={n}"),
+            Fault::JamAfter(n) => write!(f, "jam-after={n}"),
             Fault::Slow(n) => write!(f, "slow={n}lps"),
             other => write!(f, "{}", other.kind()),
         }
@@ -135,7 +139,7 @@ impl FromStr for FaultKind {
             "paper-near-end" | "near-end" => FaultKind::PaperNearEnd,
             "paper-out" | "paper-out-after" => FaultKind::PaperOut,
             "cover-open" => FaultKind::CoverOpen,
-            "jam" => FaultKind::Jam,
+            "jam" | "jam-after" => FaultKind::Jam,
             "offline" => FaultKind::Offline,
             "slow" => FaultKind::Slow,
             "garbage" => FaultKind::Garbage,
@@ -143,7 +147,7 @@ impl FromStr for FaultKind {
             _ => {
                 return Err(Error::Fault {
                     spec: s.into(),
-                    why: "unknown fault (known: paper-near-end, paper-out, paper-out-after=N, cover-open, jam, offline, slow=Nlps, garbage, drawer-open)".into(),
+                    why: "unknown fault (known: paper-near-end, paper-out, paper-out-after=N, cover-open, jam, jam-after=N, offline, slow=Nlps, garbage, drawer-open)".into(),
                 })
             }
         })
@@ -182,6 +186,7 @@ impl FromStr for Fault {
         };
         match name {
             "paper-out-after" => Ok(Fault::PaperOutAfter(number(arg, "")?)),
+            "jam-after" => Ok(Fault::JamAfter(number(arg, "")?)),
             "paper-out" if arg.is_some() => Ok(Fault::PaperOutAfter(number(arg, "")?)),
             "slow" => {
                 let lps = number(arg, "lps")?;
@@ -259,6 +264,7 @@ struct Faults {
     near_end: bool,
     paper_out: bool,
     paper_out_at_line: Option<u64>,
+    jam_at_line: Option<u64>,
     cover_open: bool,
     jam: bool,
     offline: bool,
@@ -413,6 +419,7 @@ impl Printer {
             }
             Fault::CoverOpen => f.cover_open = true,
             Fault::Jam => f.jam = true,
+            Fault::JamAfter(n) => f.jam_at_line = Some(self.lines_printed.saturating_add(n)),
             Fault::Offline => f.offline = true,
             Fault::Slow(lps) => f.slow_lps = Some(lps.max(1)),
             Fault::Garbage => f.garbage = true,
@@ -440,7 +447,10 @@ impl Printer {
                 self.discarding = false;
             }
             FaultKind::CoverOpen => f.cover_open = false,
-            FaultKind::Jam => f.jam = false,
+            FaultKind::Jam => {
+                f.jam = false;
+                f.jam_at_line = None;
+            }
             FaultKind::Offline => f.offline = false,
             FaultKind::Slow => f.slow_lps = None,
             FaultKind::Garbage => f.garbage = false,
@@ -658,6 +668,27 @@ impl Printer {
     }
 
     fn check_paper_end(&mut self) {
+        if let Some(at) = self.faults.jam_at_line {
+            if !self.faults.jam && self.lines_printed >= at {
+                self.faults.jam = true;
+                self.faults.jam_at_line = None;
+                self.events.push_back(Event::Fault {
+                    fault: "jam".into(),
+                    active: true,
+                    reason: format!("paper jammed after line {}", self.lines_printed),
+                });
+                // the jammed receipt is torn off incomplete; the rest waits in the buffer
+                let started = self.current.first_offset.is_some() || !self.current.line.is_empty();
+                if started {
+                    let at = self.parser.position();
+                    self.flush_line();
+                    self.note(at, "paper jammed: receipt incomplete".into());
+                    self.current.incomplete = true;
+                    self.finish(None);
+                }
+                self.status_changed();
+            }
+        }
         if let Some(at) = self.faults.paper_out_at_line {
             if !self.faults.paper_out && self.lines_printed >= at {
                 self.faults.paper_out = true;

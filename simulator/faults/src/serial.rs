@@ -45,6 +45,50 @@ const MAX_LISTED: usize = 32;
 pub struct PerByte {
     #[serde(default)]
     pub probability: f64,
+    /// Bytes passed untouched (and undrawn) before the fault may fire.
+    #[serde(default)]
+    pub skip: u64,
+    /// At most this many bytes hit (0: no limit).
+    #[serde(default)]
+    pub count: u64,
+}
+
+impl PerByte {
+    /// `probability` on every byte, no skip, no limit.
+    pub fn rate(probability: f64) -> PerByte {
+        PerByte {
+            probability,
+            skip: 0,
+            count: 0,
+        }
+    }
+}
+
+/// The per-byte decision of `byte_drop` and `bit_errors`: skipped bytes are not drawn.
+struct ByteGate {
+    attrs: PerByte,
+    seen: u64,
+    hit: u64,
+}
+
+impl ByteGate {
+    fn new(attrs: PerByte) -> ByteGate {
+        ByteGate {
+            attrs,
+            seen: 0,
+            hit: 0,
+        }
+    }
+
+    fn fires(&mut self, rng: &mut crate::RngStream) -> bool {
+        self.seen += 1;
+        if self.seen <= self.attrs.skip || (self.attrs.count > 0 && self.hit >= self.attrs.count) {
+            return false;
+        }
+        let fire = rng.chance(self.attrs.probability);
+        self.hit += u64::from(fire);
+        fire
+    }
 }
 
 /// What the receiving port delivers for a byte with a parity or framing error (termios).
@@ -259,11 +303,11 @@ pub(crate) fn build(kind: &StageKind, base: Base) -> Box<dyn Stage> {
     match kind.clone() {
         StageKind::ByteDrop(a) => Box::new(ByteDrop {
             base,
-            probability: a.probability,
+            gate: ByteGate::new(a),
         }),
         StageKind::BitErrors(a) => Box::new(BitErrors {
             base,
-            probability: a.probability,
+            gate: ByteGate::new(a),
         }),
         StageKind::WrongBaud(a) => Box::new(WrongBaud { base, attrs: a }),
         StageKind::Break(a) => Box::new(LineBreak {
@@ -324,7 +368,7 @@ fn listed<T: Clone>(v: &[T]) -> &[T] {
 /// `byte_drop`: each byte lost with `probability`.
 pub struct ByteDrop {
     pub base: Base,
-    pub probability: f64,
+    gate: ByteGate,
 }
 
 impl Stage for ByteDrop {
@@ -337,7 +381,7 @@ impl Stage for ByteDrop {
         let mut dropped = Vec::new();
         let mut kept = Vec::with_capacity(c.data.len());
         for (i, b) in c.data.iter().enumerate() {
-            if self.base.rng.chance(self.probability) {
+            if self.gate.fires(&mut self.base.rng) {
                 dropped.push(i);
             } else {
                 kept.push(*b);
@@ -360,7 +404,7 @@ impl Stage for ByteDrop {
 /// `bit_errors`: each byte gets one random bit flipped with `probability`.
 pub struct BitErrors {
     pub base: Base,
-    pub probability: f64,
+    gate: ByteGate,
 }
 
 impl Stage for BitErrors {
@@ -372,7 +416,7 @@ impl Stage for BitErrors {
         };
         let mut flipped: Vec<[usize; 2]> = Vec::new();
         for (i, b) in c.data.iter_mut().enumerate() {
-            if self.base.rng.chance(self.probability) {
+            if self.gate.fires(&mut self.base.rng) {
                 let bit = self.base.rng.below(8) as usize;
                 *b ^= 1 << bit;
                 flipped.push([i, bit]);
@@ -1024,8 +1068,8 @@ impl SerialSpec {
             for &dir in ways {
                 let tx = dir == StreamDir::Upstream;
                 let kind = match fault {
-                    LineFault::Drop(p) => StageKind::ByteDrop(PerByte { probability: *p }),
-                    LineFault::Noise(p) => StageKind::BitErrors(PerByte { probability: *p }),
+                    LineFault::Drop(p) => StageKind::ByteDrop(PerByte::rate(*p)),
+                    LineFault::Noise(p) => StageKind::BitErrors(PerByte::rate(*p)),
                     LineFault::Parity(p) => StageKind::ParityError(LineErrorAttrs {
                         probability: *p,
                         mode: ErrorMode::Nul,
@@ -1349,19 +1393,34 @@ mod tests {
     }
 
     #[test]
+    fn skip_and_count_aim_a_bit_error_at_one_byte() {
+        let kind = StageKind::BitErrors(PerByte {
+            probability: 1.0,
+            skip: 5,
+            count: 1,
+        });
+        let (out, events) = run(kind, &[(vec![0u8; 4], 0), (vec![0u8; 4], 1)]);
+        let got = bytes(&out);
+        let hit: Vec<usize> = (0..got.len()).filter(|i| got[*i] != 0).collect();
+        assert_eq!(hit, vec![5], "{got:?}");
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0]["offset_bit"][0][0], 1,
+            "offset within the second chunk"
+        );
+    }
+
+    #[test]
     fn drops_and_noise_fire_at_their_rate() {
         let data = vec![0x55u8; 10_000];
         let (out, events) = run(
-            StageKind::ByteDrop(PerByte { probability: 0.1 }),
+            StageKind::ByteDrop(PerByte::rate(0.1)),
             &[(data.clone(), 0)],
         );
         let lost = 10_000 - bytes(&out).len();
         assert!((800..1200).contains(&lost), "{lost}");
         assert_eq!(events[0]["dropped"], lost);
-        let (out, _) = run(
-            StageKind::BitErrors(PerByte { probability: 0.1 }),
-            &[(data, 0)],
-        );
+        let (out, _) = run(StageKind::BitErrors(PerByte::rate(0.1)), &[(data, 0)]);
         let flipped = bytes(&out).iter().filter(|b| **b != 0x55).count();
         assert!((800..1200).contains(&flipped), "{flipped}");
     }
@@ -1432,8 +1491,8 @@ mod tests {
 
     fn zero_kinds() -> Vec<StageKind> {
         vec![
-            StageKind::ByteDrop(PerByte { probability: 0.0 }),
-            StageKind::BitErrors(PerByte { probability: 0.0 }),
+            StageKind::ByteDrop(PerByte::rate(0.0)),
+            StageKind::BitErrors(PerByte::rate(0.0)),
             StageKind::ParityError(LineErrorAttrs {
                 probability: 0.0,
                 mode: ErrorMode::Mark,
@@ -1520,9 +1579,9 @@ mod tests {
         #[test]
         fn byte_faults_keep_length_or_subsequence(chunks in chunks(), p in 0.0f64..=1.0) {
             let sent: Vec<u8> = chunks.iter().flat_map(|(d, _)| d.clone()).collect();
-            let (noisy, _) = run(StageKind::BitErrors(PerByte { probability: p }), &chunks);
+            let (noisy, _) = run(StageKind::BitErrors(PerByte::rate(p)), &chunks);
             prop_assert_eq!(bytes(&noisy).len(), sent.len());
-            let (dropped, _) = run(StageKind::ByteDrop(PerByte { probability: p }), &chunks);
+            let (dropped, _) = run(StageKind::ByteDrop(PerByte::rate(p)), &chunks);
             let mut it = sent.iter();
             for b in bytes(&dropped) {
                 prop_assert!(it.any(|s| *s == b));

@@ -718,6 +718,9 @@ impl Ecr {
 
     fn finish_unknown(&mut self, why: String) {
         let Some(run) = self.run.take() else { return };
+        // frames of this command still queued or retried would reach the terminal in the
+        // middle of the next one (a stale 06 01 or 06 20): the command is over, drop them
+        self.link.abandon();
         let mut o = run.outcome;
         o.status = Status::Unknown;
         o.result_text = Some(why.clone());

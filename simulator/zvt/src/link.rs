@@ -99,6 +99,13 @@ impl Link {
         *self = Link::new(self.config);
     }
 
+    /// Gives up the frames still waiting to be sent or acknowledged (their command is
+    /// over); what is already queued for writing (acknowledgements) still goes out.
+    pub fn abandon(&mut self) {
+        self.outbox.clear();
+        self.inflight = None;
+    }
+
     pub fn send(&mut self, apdu: Apdu, now: Time) {
         match self.config.transport {
             Transport::Tcp => self.tx.push_back(apdu.to_bytes()),
