@@ -499,6 +499,12 @@ impl ClientSession {
         self.advance(now);
     }
 
+    /// Ends the session from the terminal's side (power loss, an input it will not give):
+    /// emits [`Event::Failed`] with `why`.
+    pub fn abort(&mut self, why: &str) {
+        self.fail(why.to_string());
+    }
+
     fn fail(&mut self, why: String) {
         if self.finished {
             return;
