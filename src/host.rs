@@ -42,7 +42,8 @@ pub struct HostServer {
 }
 
 impl HostServer {
-    pub fn new(host: Host, spec: Spec, journal: Journal) -> HostServer {
+    pub fn new(mut host: Host, spec: Spec, journal: Journal) -> HostServer {
+        host.set_spec(&spec);
         HostServer {
             host: Arc::new(Mutex::new(host)),
             spec: Arc::new(spec),
@@ -345,7 +346,7 @@ impl HostServer {
             now: self.now(),
             tid: None,
         };
-        let decision = self.lock().handle(&request, &ctx);
+        let decision = self.lock().handle_wire(&request, Some(&payload), &ctx);
         if journal {
             self.record(
                 "decision",

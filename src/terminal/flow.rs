@@ -39,6 +39,9 @@ use crate::card::ReaderLink;
 use crate::journal::Journal;
 use crate::link::{BoxIo, Incoming};
 
+#[path = "oda.rs"]
+mod oda;
+
 /// How often held receipts are tried again.
 const PRINTER_RETRY: Duration = Duration::from_secs(2);
 /// How long the reader waits for one card answer.
@@ -80,6 +83,10 @@ struct CardTxn {
     cdol2: Vec<u8>,
     cvm: Cvm,
     link: Option<ReaderLink<BoxIo>>,
+    /// Offline data authentication (chip): the method and what it found.
+    oda: Option<poslab_emv::oda_terminal::OdaPlan>,
+    /// The PDOL values sent in GET PROCESSING OPTIONS (CDA hashes them).
+    pdol_data: Vec<u8>,
 }
 
 enum Refusal {
@@ -471,7 +478,7 @@ impl Core {
     ) -> Result<Message, ExchangeError> {
         if self.cfg.params.mac {
             if let Some((_, mac_key)) = &self.keys {
-                if let Err(e) = iso::sign(&mut request, mac_key) {
+                if let Err(e) = iso::sign(&mut request, mac_key, &self.cfg.spec) {
                     tracing::error!("cannot sign: {e}");
                 }
             }
@@ -483,7 +490,7 @@ impl Core {
         match &result {
             Ok(answer) => {
                 if let Some((_, mac_key)) = &self.keys {
-                    if let Err(e) = iso::verify(answer, mac_key) {
+                    if let Err(e) = iso::verify(answer, mac_key, &self.cfg.spec) {
                         self.journal
                             .record("terminal", "bad-mac", json!({"error": e.to_string()}));
                         // an answer we cannot trust is no answer: reverse
@@ -539,7 +546,7 @@ impl Core {
             let mut msg = iso::saf_message(&entry, &self.now(), &self.cfg.params);
             if self.cfg.params.mac {
                 if let Some((_, mac_key)) = &self.keys {
-                    let _ = iso::sign(&mut msg, mac_key);
+                    let _ = iso::sign(&mut msg, mac_key, &self.cfg.spec);
                 }
             }
             if let Some(first) = self.store.state.saf.first_mut() {
@@ -652,16 +659,45 @@ impl Core {
                 }
             }
         }
-        // first cryptogram (chip): ask for an ARQC
+        if card.cvm == Cvm::OfflineEncipheredPin && kind != TxnKind::Refund {
+            self.tell_ecr(IntermediateStatus::WATCH_PIN_PAD);
+            if self.offline_pin(&mut card).await.is_err() {
+                self.show("CANCELLED");
+                self.release_card(&mut card).await;
+                return self.refusal_steps(ResultCode::ABORTED, "CANCELLED");
+            }
+        }
+        // first cryptogram (chip): ask for an ARQC (an AAC when a denial code says so;
+        // with CDA when it was chosen)
         let mut icc = Vec::new();
         let mut first = None;
+        let p1 = oda::first_ac_p1(&card);
         if let Some(link) = card.link.as_mut() {
             if kind != TxnKind::Refund {
                 let un = self.random_u32().to_be_bytes();
                 card.values.set(0x9F37, un.to_vec());
                 let data = card.values.dol(&card.cdol1).unwrap_or_default();
-                match link.exchange(&Command::generate_ac(0x80, &data)).await {
-                    Ok(r) if r.sw.is_success() => match kernel::cryptogram(&r.data) {
+                let answer = link.exchange(&Command::generate_ac(p1, &data)).await;
+                let answer = match answer {
+                    Ok(r) if r.sw.is_success() && p1 & 0x10 != 0 => {
+                        match self.cda_cryptogram(&mut card, &r.data, &data) {
+                            Ok(c) => Ok((r, Some(c))),
+                            Err(why) => {
+                                record.outcome = Outcome::Refused {
+                                    reason: format!("CDA failed: {why}"),
+                                };
+                                return self.conclude(record, &mut card, None).await;
+                            }
+                        }
+                    }
+                    other => other.map(|r| (r, None)),
+                };
+                match answer {
+                    Ok((_, Some(c))) => {
+                        icc = kernel::icc_data(&card.values, &c);
+                        first = Some(c);
+                    }
+                    Ok((r, None)) if r.sw.is_success() => match kernel::cryptogram(&r.data) {
                         Ok(c) if c.is_arqc() || c.is_tc() => {
                             icc = kernel::icc_data(&card.values, &c);
                             first = Some(c);
@@ -677,7 +713,7 @@ impl Core {
                             }
                         }
                     },
-                    Ok(r) => {
+                    Ok((r, None)) => {
                         record.outcome = Outcome::Refused {
                             reason: format!("GENERATE AC: {}", r.sw),
                         }
@@ -1011,6 +1047,8 @@ impl Core {
                             Cvm::Signature
                         },
                         link: None,
+                        oda: None,
+                        pdol_data: Vec::new(),
                     });
                 }
                 Presented::Chip(link) => match self.read_chip(link, kind, amount).await {
@@ -1162,6 +1200,8 @@ impl Core {
         }
         let (aip, afl) = kernel::processing_options(&gpo.data).map_err(|e| fb("GPO", &e))?;
         values.set(0x82, aip.to_vec());
+        let for_oda = poslab_emv::oda_terminal::oda_records(&afl);
+        let mut oda_records = Vec::new();
         for (sfi, rec) in kernel::afl_records(&afl).map_err(|e| fb("AFL", &e))? {
             let r = link
                 .exchange(&Command::read_record(sfi, rec))
@@ -1175,6 +1215,9 @@ impl Core {
             }
             let items = poslab_tlv::parse(&r.data).map_err(|e| fb("record", &e))?;
             values.absorb(&items);
+            if for_oda.contains(&(sfi, rec)) {
+                oda_records.push((sfi, r.data));
+            }
         }
         let pan_digits = values
             .get(0x5A)
@@ -1200,6 +1243,18 @@ impl Core {
         };
         let cdol1 = values.get(0x8C).unwrap_or(&[]).to_vec();
         let cdol2 = values.get(0x8D).unwrap_or(&[]).to_vec();
+        let today = u16::try_from(now.yymm()).unwrap_or(0);
+        let plan = self
+            .authenticate_card(
+                &mut link,
+                &mut values,
+                &app.aid,
+                aip,
+                &oda_records,
+                &pan_digits,
+                today,
+            )
+            .await;
         Ok(CardTxn {
             card: CardRead {
                 pan: Pan::new(pan_digits),
@@ -1219,6 +1274,8 @@ impl Core {
             cdol2,
             cvm,
             link: Some(link),
+            oda: Some(plan),
+            pdol_data,
         })
     }
 
@@ -1477,7 +1534,7 @@ impl Core {
     fn sign(&self, msg: &mut Message) {
         if self.cfg.params.mac {
             if let Some((_, k)) = &self.keys {
-                let _ = iso::sign(msg, k);
+                let _ = iso::sign(msg, k, &self.cfg.spec);
             }
         }
     }
@@ -1588,6 +1645,8 @@ impl CardTxn {
             cdol2: Vec::new(),
             cvm: Cvm::NoCvm,
             link: None,
+            oda: None,
+            pdol_data: Vec::new(),
         }
     }
 }

@@ -578,7 +578,7 @@ async fn the_host_with_security_exchanges_keys_and_checks_macs() {
         poslab_crypto::generate_mac(
             MacAlgorithm::Alg3(Padding::Method1),
             &mac_key,
-            &mac_data(m),
+            &mac_data(&Spec::load("iso87ascii").unwrap(), m),
             8,
         )
         .unwrap()

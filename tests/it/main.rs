@@ -15,3 +15,4 @@ mod printer;
 mod proxy;
 mod run;
 mod sans_io;
+mod security;

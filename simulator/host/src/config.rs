@@ -43,6 +43,29 @@ pub struct Config {
     /// Abnormal transaction monitoring (velocity, unusual amounts); off when absent.
     #[serde(default)]
     pub risk: RiskConfig,
+    /// PIN translation and other settings of the security module (used when one is set).
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// Settings of the security module ([`crate::CryptoSecurity`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Online PIN: translate the terminal's PIN block into the issuer's zone, then verify
+    /// it there (as the issuer would). Absent: verified under the terminal's PIN key.
+    #[serde(default)]
+    pub pin_translation: Option<PinTranslationConfig>,
+}
+
+/// The issuer zone online PIN blocks are translated to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinTranslationConfig {
+    /// The zone PIN key's name in the key file (e.g. `zpk-issuer-aes`).
+    pub zone_key: String,
+    /// The zone's PIN block format: `iso-0`, `iso-3` (TDES keys) or `iso-4` (AES keys).
+    pub format: String,
 }
 
 impl Config {

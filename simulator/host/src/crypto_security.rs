@@ -8,16 +8,21 @@
 //!   counter (the TMK enciphering `seed ‖ counter`): deterministic, no global RNG.
 //! - MAC (DE 64 or DE 128, 8 bytes, binary or 16 hex digits): ISO 9797-1 algorithm 3,
 //!   padding method 1, under the terminal's session MAC key (or `zak` before any key
-//!   exchange), over the canonical form of the message: the MTI, then for every field in
-//!   number order except 64 and 128, its number as 3 ASCII digits then its bytes (text
-//!   as ASCII, binary as is, TLV encoded, composites as their subfields the same way).
-//!   A wrong MAC is refused with [`CryptoSecurity::mac_failure`] (`A0`). Answers to a
-//!   MACed request (or to a terminal holding a session MAC key) carry a MAC in the same
-//!   field, under the key that checked the request.
-//! - PIN (DE 52, ISO format 0, binary or 16 hex): deciphered under the session PIN key
-//!   (or `zpk`) and compared with the card's PIN from the table (longest PAN prefix,
-//!   default `1234`): wrong → `55`, the third wrong in a row for a PAN → `75` (and `75`
-//!   until the PIN tries are reset by [`CryptoSecurity::reset_pin_tries`]).
+//!   exchange), over the message's bytes as packed on the wire in the host's dialect
+//!   (MTI, bitmaps with the MAC field's bit set, every field up to the MAC field; no
+//!   framing: [`poslab_iso8583::Spec::mac_bytes`]). A request is checked over the very
+//!   bytes it came in ([`Security::verify_wire`]), else over its re-packed form. A wrong
+//!   MAC is refused with [`CryptoSecurity::mac_failure`] (`A0`). Answers to a MACed
+//!   request (or to a terminal holding a session MAC key) carry a MAC (DE 64, or DE 128
+//!   when the answer has secondary-bitmap fields), under the key that checked the request.
+//! - PIN (DE 52, ISO format 0, binary or 16 hex), under the session PIN key (or `zpk`):
+//!   with `security.pin_translation` in the host configuration, translated HSM-style
+//!   ([`poslab_crypto::translate`]: the clear PIN never leaves it) into the issuer's zone
+//!   (its zone PIN key and format, e.g. ISO format 4 under an AES key) and verified there,
+//!   as the issuer would; the journal notes name the keys by KCV. Without it, deciphered
+//!   under the terminal's key. Compared with the card's PIN from the table (longest PAN
+//!   prefix, default `1234`): wrong → `55`, the third wrong in a row for a PAN → `75`
+//!   (and `75` until the PIN tries are reset by [`CryptoSecurity::reset_pin_tries`]).
 //! - ARQC (DE 55 with 9F26, 9F36, 9F37, DE 2 PAN, 5F34 PSN (or DE 23, or 0)): ICC master
 //!   key by option A from `imk-ac-visa` (PAN 4…) or `imk-ac-mastercard` (others; the
 //!   other key is tried next, as the fixture cards share one test IMK), EMV
@@ -30,12 +35,13 @@
 use std::collections::HashMap;
 
 use poslab_crypto::{
-    CryptoError, Key, KeyFile, MacAlgorithm, Padding, Pin, PinBlockFormat, SessionKeyMethod,
+    CryptoError, Key, KeyFile, MacAlgorithm, Padding, Pin, PinBlockFormat, PinZone,
+    SessionKeyMethod,
 };
-use poslab_iso8583::{Field, Message};
+use poslab_iso8583::{Field, Message, Spec};
 use poslab_tlv::Tlv;
 
-use crate::config::ResponseCode;
+use crate::config::{ResponseCode, SecurityConfig};
 use crate::security::Security;
 
 /// The CDOL1 tags whose values open the AC input, in order.
@@ -65,6 +71,15 @@ pub struct CryptoSecurity {
     default_pin: String,
     tries: HashMap<String, u8>,
     sessions: HashMap<String, Session>,
+    /// The dialect MACs are computed in (default `iso87ascii`; the host sets its own).
+    spec: Spec,
+    /// Every key of the key file, for the configuration to name zone keys.
+    keys: KeyFile,
+    /// The issuer zone online PINs are translated to, when configured.
+    issuer_zone: Option<(Key, PinBlockFormat)>,
+    /// A configuration that could not be applied (every PIN is then refused with `96`).
+    config_error: Option<String>,
+    notes: Vec<String>,
     /// The code for a wrong MAC (default `A0`).
     pub mac_failure: ResponseCode,
     /// The code for an ARQC that does not verify (default `05`).
@@ -99,6 +114,14 @@ impl CryptoSecurity {
             default_pin: "1234".into(),
             tries: HashMap::new(),
             sessions: HashMap::new(),
+            spec: Spec::builtin("iso87ascii").ok_or_else(|| CryptoError::KeyFile {
+                path: "spec".into(),
+                reason: "built-in spec iso87ascii missing".into(),
+            })?,
+            keys: keys.clone(),
+            issuer_zone: None,
+            config_error: None,
+            notes: Vec::new(),
             mac_failure: ResponseCode(*b"A0"),
             arqc_failure: ResponseCode(*b"05"),
             max_pin_tries: 3,
@@ -132,20 +155,76 @@ impl CryptoSecurity {
         Key::tdes(&poslab_crypto::ecb_encrypt(&self.tmk, &block)?)
     }
 
-    fn check_mac(&mut self, tid: &str, req: &Message) -> Result<(), ResponseCode> {
+    /// The issuer zone of the configuration (see the module docs).
+    pub fn configure_zone(&mut self, config: &SecurityConfig) -> Result<(), String> {
+        self.issuer_zone = None;
+        let Some(t) = &config.pin_translation else {
+            return Ok(());
+        };
+        let format = PinBlockFormat::from_name(&t.format).ok_or_else(|| {
+            format!(
+                "security.pin_translation.format: {:?} is not iso-0, iso-3 or iso-4",
+                t.format
+            )
+        })?;
+        let key = self
+            .keys
+            .key(&t.zone_key)
+            .map_err(|e| format!("security.pin_translation.zone_key: {e}"))?
+            .clone();
+        poslab_crypto::translation_allowed(PinBlockFormat::Iso0, format)
+            .map_err(|e| format!("security.pin_translation: {e}"))?;
+        if !poslab_crypto::pin::key_fits_format(key.algorithm(), format) {
+            return Err(format!(
+                "security.pin_translation: key {} ({}) cannot hold {} PIN blocks",
+                t.zone_key,
+                key.algorithm().name(),
+                format.name()
+            ));
+        }
+        self.issuer_zone = Some((key, format));
+        Ok(())
+    }
+
+    fn check_mac(
+        &mut self,
+        tid: &str,
+        req: &Message,
+        wire: Option<&[u8]>,
+    ) -> Result<(), ResponseCode> {
         let session = self.sessions.entry(tid.to_string()).or_default();
         let key = session.mac_key.clone().or_else(|| self.zak.clone());
         let field = [64u16, 128].into_iter().find(|de| req.has(*de));
         match (field, key) {
             (Some(de), Some(key)) => {
                 let mac = field_bytes(req.get(de)).ok_or(self.mac_failure)?;
+                let covered = match wire {
+                    Some(w) => self
+                        .spec
+                        .mac_bytes_of_wire(w, req)
+                        .map(|(_, _, c)| c.to_vec()),
+                    None => self.spec.mac_bytes(req).map(|(_, c)| c),
+                };
+                let covered = match covered {
+                    Ok(c) => c,
+                    Err(e) => {
+                        self.notes.push(format!("mac not checked: {e}"));
+                        return Err(self.mac_failure);
+                    }
+                };
                 let ok = poslab_crypto::verify_mac(
                     MacAlgorithm::Alg3(Padding::Method1),
                     &key,
-                    &mac_data(req),
+                    &covered,
                     &mac,
                 )
                 .unwrap_or(false);
+                self.notes.push(format!(
+                    "mac {} over {} wire bytes (de {de}, key kcv {})",
+                    if ok { "verified" } else { "wrong" },
+                    covered.len(),
+                    key.kcv()
+                ));
                 if !ok {
                     return Err(self.mac_failure);
                 }
@@ -176,7 +255,41 @@ impl CryptoSecurity {
             return Err(ResponseCode(*b"75"));
         }
         let expected = Pin::new(self.pin_of(&pan)).map_err(|_| ResponseCode(*b"96"))?;
-        match poslab_crypto::verify_pin(&key, PinBlockFormat::Iso0, &block, &pan, &expected) {
+        if let Some(problem) = &self.config_error {
+            self.notes.push(format!("pin not verified: {problem}"));
+            return Err(ResponseCode(*b"96"));
+        }
+        let verified = match &self.issuer_zone {
+            None => {
+                self.notes.push(format!(
+                    "pin verified under the terminal key (kcv {})",
+                    key.kcv()
+                ));
+                poslab_crypto::verify_pin(&key, PinBlockFormat::Iso0, &block, &pan, &expected)
+            }
+            Some((zpk, format)) => {
+                // the translated block's fill: from the session's counter, no global RNG
+                self.counter += 1;
+                let random = (self.seed ^ self.counter.rotate_left(17)).to_be_bytes();
+                match poslab_crypto::translate(
+                    PinZone::new(&key, PinBlockFormat::Iso0),
+                    &block,
+                    &pan,
+                    PinZone::new(zpk, *format),
+                    &random,
+                ) {
+                    Ok(t) => {
+                        self.notes.push(t.describe());
+                        poslab_crypto::verify_pin(zpk, *format, t.block.expose(), &pan, &expected)
+                    }
+                    Err(e) => {
+                        self.notes.push(format!("pin translation failed: {e}"));
+                        Err(e)
+                    }
+                }
+            }
+        };
+        match verified {
             Ok(true) => {
                 self.tries.remove(&pan);
                 Ok(())
@@ -248,12 +361,33 @@ impl CryptoSecurity {
 
 impl Security for CryptoSecurity {
     fn verify(&mut self, tid: &str, request: &Message) -> Result<(), ResponseCode> {
+        self.verify_wire(tid, request, None)
+    }
+
+    fn verify_wire(
+        &mut self,
+        tid: &str,
+        request: &Message,
+        wire: Option<&[u8]>,
+    ) -> Result<(), ResponseCode> {
         let session = self.sessions.entry(tid.to_string()).or_default();
         session.sign_with = None;
         session.arpc = None;
-        self.check_mac(tid, request)?;
+        self.check_mac(tid, request, wire)?;
         self.check_pin(tid, request)?;
         self.check_arqc(tid, request)
+    }
+
+    fn set_spec(&mut self, spec: &Spec) {
+        self.spec = spec.clone();
+    }
+
+    fn configure(&mut self, config: &SecurityConfig) {
+        self.config_error = self.configure_zone(config).err();
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     fn key_exchange(
@@ -296,16 +430,18 @@ impl Security for CryptoSecurity {
                 response.set(55, Field::Tlv(items));
             }
         }
-        if let Some((key, de)) = session.sign_with.take() {
+        if let Some((key, _)) = session.sign_with.take() {
             response.remove(64);
             response.remove(128);
-            if let Ok(mac) = poslab_crypto::generate_mac(
-                MacAlgorithm::Alg3(Padding::Method1),
-                &key,
-                &mac_data(response),
-                8,
-            ) {
-                response.set(de, Field::Binary(mac));
+            if let Ok((de, covered)) = self.spec.mac_bytes(response) {
+                if let Ok(mac) = poslab_crypto::generate_mac(
+                    MacAlgorithm::Alg3(Padding::Method1),
+                    &key,
+                    &covered,
+                    8,
+                ) {
+                    response.set(de, Field::Binary(mac));
+                }
             }
         }
     }
@@ -334,8 +470,10 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The canonical bytes a MAC covers (see the module docs).
-pub use poslab_iso8583::mac_input as mac_data;
+/// The bytes a MAC covers in `spec` (see the module docs).
+pub fn mac_data(spec: &Spec, message: &Message) -> Vec<u8> {
+    spec.mac_bytes(message).map(|(_, b)| b).unwrap_or_default()
+}
 
 #[cfg(test)]
 #[path = "crypto_security_tests.rs"]

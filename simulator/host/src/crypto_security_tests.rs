@@ -6,7 +6,7 @@ use poslab_crypto::{
     KeyAlgorithm, KeyFile, KeyUnderKey, MacAlgorithm, Padding, Pin, PinBlockFormat,
     SessionKeyMethod,
 };
-use poslab_iso8583::{Field, Message, Mti};
+use poslab_iso8583::{Field, Message, Mti, Spec};
 use poslab_tlv::Tlv;
 
 use super::*;
@@ -104,8 +104,18 @@ fn exchange(h: &mut Host) -> (Key, Key) {
     (unwrap(&de48[2..40]), unwrap(&de48[42..80]))
 }
 
+fn spec() -> Spec {
+    Spec::builtin("iso87ascii").unwrap()
+}
+
 fn mac(key: &Key, m: &Message) -> Vec<u8> {
-    poslab_crypto::generate_mac(MacAlgorithm::Alg3(Padding::Method1), key, &mac_data(m), 8).unwrap()
+    poslab_crypto::generate_mac(
+        MacAlgorithm::Alg3(Padding::Method1),
+        key,
+        &mac_data(&spec(), m),
+        8,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -272,19 +282,90 @@ fn an_arqc_verifies_and_the_answer_carries_an_arpc_a_tampered_one_is_refused() {
 }
 
 #[test]
-fn mac_data_skips_the_mac_fields_and_numbers_each_field() {
+fn mac_data_is_the_packed_message_up_to_the_mac_field() {
     let mut m = msg("0200", &[(3, "000000"), (41, TID)]);
-    let plain = mac_data(&m);
+    let plain = mac_data(&spec(), &m);
+    // MTI, hex bitmap with bits 3, 41 and 64 set, then the fields as packed
+    let mut want = b"0200".to_vec();
+    want.extend_from_slice(b"2000000000800001");
+    want.extend_from_slice(b"000000");
+    want.extend_from_slice(TID.as_bytes());
     assert_eq!(
-        plain,
-        b"0200003000000041"
-            .iter()
-            .chain(TID.as_bytes())
-            .copied()
-            .collect::<Vec<_>>()
+        String::from_utf8_lossy(&plain),
+        String::from_utf8_lossy(&want)
     );
     m.set(64, Field::Binary(vec![1; 8]));
-    assert_eq!(mac_data(&m), plain);
+    assert_eq!(mac_data(&spec(), &m), plain);
+}
+
+/// The MAC is checked over the bytes as they came in: one flipped bit anywhere in what
+/// it covers (MTI, bitmap, any field) is refused with A0; the untouched bytes pass.
+#[test]
+fn a_flipped_bit_anywhere_in_the_wire_bytes_fails_the_mac() {
+    let mut h = host();
+    let (_, mk) = exchange(&mut h);
+    let mut req = sale(2);
+    req.set(64, Field::Binary(mac(&mk, &req)));
+    let wire = spec().pack(&req).unwrap();
+    let covered = wire.len() - 16; // DE 64 is 16 hex digits in iso87ascii
+    let d = h.handle_wire(&req, Some(&wire), &ctx(1));
+    assert_eq!(code(&d), "00", "{:?}", d.notes);
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with(&format!("mac verified over {covered} wire bytes"))),
+        "{:?}",
+        d.notes
+    );
+    for i in (0..covered).step_by(7) {
+        let mut bad = wire.clone();
+        bad[i] ^= 0x01;
+        let d = h.handle_wire(&req, Some(&bad), &ctx(2 + i as u64));
+        assert_eq!(code(&d), "A0", "byte {i} flipped: {:?}", d.notes);
+    }
+}
+
+#[test]
+fn online_pins_are_translated_to_the_issuer_zone_and_journaled_by_kcv() {
+    let mut h = host();
+    let zpk = keys().key("zpk").unwrap().clone();
+    let d = h.handle(&with_pin(1, &zpk, "1234"), &ctx(1));
+    assert_eq!(code(&d), "00");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n == "pin translated iso-0 (kcv 7B0898) -> iso-4 (kcv 7DF76B)"),
+        "{:?}",
+        d.notes
+    );
+    // nothing of the PIN or the block in the notes
+    assert!(!d.notes.iter().any(|n| n.contains("1234")), "{:?}", d.notes);
+    let d = h.handle(&with_pin(2, &zpk, "9999"), &ctx(2));
+    assert_eq!(code(&d), "55");
+
+    // a TDES zone in format 0 works as well; a bad configuration refuses PINs with 96
+    let mut config = Config::default_config();
+    config.security.pin_translation = Some(crate::config::PinTranslationConfig {
+        zone_key: "zpk-issuer-tdes".into(),
+        format: "iso-0".into(),
+    });
+    let mut h = Host::new(config.clone());
+    h.set_security(Box::new(CryptoSecurity::from_key_file(&keys(), 7).unwrap()));
+    let d = h.handle(&with_pin(1, &zpk, "1234"), &ctx(1));
+    assert_eq!(code(&d), "00");
+    assert!(
+        d.notes.iter().any(|n| n.ends_with("-> iso-0 (kcv 2AC425)")),
+        "{:?}",
+        d.notes
+    );
+    config.security.pin_translation = Some(crate::config::PinTranslationConfig {
+        zone_key: "zpk-issuer-tdes".into(),
+        format: "iso-4".into(),
+    });
+    let mut h = Host::new(config);
+    h.set_security(Box::new(CryptoSecurity::from_key_file(&keys(), 7).unwrap()));
+    let d = h.handle(&with_pin(1, &zpk, "1234"), &ctx(1));
+    assert_eq!(code(&d), "96", "{:?}", d.notes);
 }
 
 /// Real poslab-emv cards (fixtures/cards/visa-credit.yaml, mastercard-debit.yaml) answer

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use poslab_iso8583::{Field, Message, Mti};
+use poslab_iso8583::{Field, Message, Mti, Spec};
 use poslab_sensitive::{mask_pan, Pan};
 
 use crate::config::{
@@ -241,6 +241,7 @@ pub struct Host {
     ids: IdGenerator,
     stan: u32,
     security: Box<dyn Security>,
+    spec: Option<Spec>,
     risk: Risk,
 }
 
@@ -386,12 +387,17 @@ impl Host {
             ids: IdGenerator::default(),
             stan: 0,
             security: Box::new(NoSecurity),
+            spec: None,
             risk: Risk::default(),
         }
     }
 
     /// Replaces the security module (MAC/PIN/ARQC checks, key exchange).
-    pub fn set_security(&mut self, security: Box<dyn Security>) {
+    pub fn set_security(&mut self, mut security: Box<dyn Security>) {
+        security.configure(&self.config.security);
+        if let Some(spec) = &self.spec {
+            security.set_spec(spec);
+        }
         self.security = security;
     }
 
@@ -426,8 +432,25 @@ impl Host {
         self.terminals.get_mut(tid)?.lose_last_standing()
     }
 
+    /// The dialect on the wire: the security module MACs messages as packed in it.
+    pub fn set_spec(&mut self, spec: &Spec) {
+        self.security.set_spec(spec);
+        self.spec = Some(spec.clone());
+    }
+
     /// Handles one request.
     pub fn handle(&mut self, req: &Message, ctx: &RequestContext) -> Decision {
+        self.handle_wire(req, None, ctx)
+    }
+
+    /// Handles one request that came in as `wire` (MTI onwards, framing removed): its MAC
+    /// is checked over those bytes.
+    pub fn handle_wire(
+        &mut self,
+        req: &Message,
+        wire: Option<&[u8]>,
+        ctx: &RequestContext,
+    ) -> Decision {
         let mti = req.mti.as_str().to_string();
         let flow = Flow::of(&mti);
         let tid = req.text(41).map(str::to_string).or_else(|| ctx.tid.clone());
@@ -464,7 +487,9 @@ impl Host {
             };
         }
 
-        let mut outcome = self.flow_outcome(flow, req, &mti, tid.as_deref(), ctx, card_kind);
+        let mut outcome =
+            self.flow_outcome(flow, req, wire, &mti, tid.as_deref(), ctx, card_kind);
+        outcome.notes.extend(self.security.take_notes());
 
         // the rule decides among answers the host would give
         let mut code = outcome.code;
@@ -708,10 +733,12 @@ impl Host {
     }
 
     /// The flow's own answer, before rules.
+    #[allow(clippy::too_many_arguments)]
     fn flow_outcome(
         &mut self,
         flow: Flow,
         req: &Message,
+        wire: Option<&[u8]>,
         mti: &str,
         tid: Option<&str>,
         ctx: &RequestContext,
@@ -738,7 +765,7 @@ impl Host {
                 );
             }
         }
-        if let Err(code) = self.security.verify(tid, req) {
+        if let Err(code) = self.security.verify_wire(tid, req, wire) {
             return Outcome::firm(code, format!("security check failed: {}", code.as_str()));
         }
         let signed_on = self.terminals.get(tid).is_some_and(|t| t.signed_on);

@@ -261,8 +261,19 @@ impl Spec {
 
     /// Appends a message (MTI onwards) to `out`. On error `out` may hold a partial message.
     pub fn pack_into(&self, msg: &Message, out: &mut Vec<u8>) -> Result<(), Iso8583Error> {
+        self.pack_upto(msg, None, out)
+    }
+
+    /// Packs `msg`; with `mac = Some(de)` the bitmap also carries `de` and packing stops
+    /// where that field would begin (the bytes a wire MAC covers, see [`Spec::mac_bytes`]).
+    pub(crate) fn pack_upto(
+        &self,
+        msg: &Message,
+        mac: Option<u16>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Iso8583Error> {
         let mut words = [0u64; 3];
-        for (de, _) in msg.fields() {
+        for de in msg.fields().map(|(de, _)| de).chain(mac) {
             match de {
                 2..=64 => words[0] |= bit(de),
                 65..=128 if !(self.tertiary && de == 65) => words[1] |= bit(de - 64),
@@ -305,6 +316,9 @@ impl Spec {
             }
         }
         for (de, field) in msg.fields() {
+            if mac.is_some_and(|m| de >= m) {
+                break;
+            }
             let Some(spec) = self.field(de) else {
                 return Err(pack_err(
                     FieldPath::de(de),
@@ -314,6 +328,19 @@ impl Spec {
             write_field(spec, field, out, &|| FieldPath::de(de))?;
         }
         Ok(())
+    }
+
+    /// The bytes of one field as packed (length prefix and value).
+    pub(crate) fn pack_field(&self, de: u16, field: &Field) -> Result<Vec<u8>, Iso8583Error> {
+        let Some(spec) = self.field(de) else {
+            return Err(pack_err(
+                FieldPath::de(de),
+                Reason::NotInSpec(de, self.name.clone()),
+            ));
+        };
+        let mut out = Vec::new();
+        write_field(spec, field, &mut out, &|| FieldPath::de(de))?;
+        Ok(out)
     }
 }
 

@@ -23,6 +23,7 @@ mod codec;
 mod ebcdic;
 mod error;
 mod framing;
+mod mac;
 mod message;
 mod mti;
 mod spec;
@@ -123,6 +124,18 @@ pub mod fuzz {
             }
             let _ = msg.to_json(spec);
             let _ = format!("{msg:?} {msg}");
+            // the MAC input cut from the wire bytes is the message re-packed up to its MAC
+            if let Ok((de, _, cut)) = spec.mac_bytes_of_wire(&packed, &msg) {
+                if spec.mac_field(&msg) == de {
+                    let (de2, again) = spec.mac_bytes(&msg).expect("a packed message packs"); // ok: fuzz oracle
+                    assert_eq!(
+                        (de2, &again[..]),
+                        (de, cut),
+                        "{}: wire MAC input",
+                        spec.name()
+                    );
+                }
+            }
         }
     }
 

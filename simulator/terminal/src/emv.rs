@@ -171,6 +171,8 @@ pub fn afl_records(afl: &[u8]) -> Result<Vec<(u8, u8)>, TerminalError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cvm {
     OnlinePin,
+    /// Enciphered PIN verified by the ICC (EMV Book 2 §7: GET CHALLENGE, VERIFY P2 = 88).
+    OfflineEncipheredPin,
     Signature,
     NoCvm,
 }
@@ -178,7 +180,7 @@ pub enum Cvm {
 impl Cvm {
     pub fn label(self) -> &'static str {
         match self {
-            Cvm::OnlinePin => "PIN",
+            Cvm::OnlinePin | Cvm::OfflineEncipheredPin => "PIN",
             Cvm::Signature => "SIGNATURE",
             Cvm::NoCvm => "NO CVM",
         }
@@ -186,7 +188,7 @@ impl Cvm {
 }
 
 /// CVM selection (EMV Book 3 §10.5) for a terminal that supports enciphered online PIN,
-/// signature and no CVM, and not offline PIN. Conditions on amounts compare with X and Y
+/// enciphered offline PIN, signature and no CVM, and not plaintext offline PIN. Conditions on amounts compare with X and Y
 /// of the list (in the application currency, assumed the transaction's).
 pub fn select_cvm(cvm_list: &[u8], amount: u64) -> Cvm {
     let Some((xy, rules)) = cvm_list.split_at_checked(8) else {
@@ -210,6 +212,7 @@ pub fn select_cvm(cvm_list: &[u8], amount: u64) -> Cvm {
         }
         let cvm = match code & 0x3F {
             0x02 => Some(Cvm::OnlinePin),
+            0x04 => Some(Cvm::OfflineEncipheredPin),
             0x1E => Some(Cvm::Signature),
             0x1F => Some(Cvm::NoCvm),
             _ => None, // offline PIN and combinations: not supported by this terminal
@@ -288,7 +291,7 @@ pub fn icc_data(values: &TagValues, c: &Cryptogram) -> Vec<Tlv> {
         Tlv::primitive(0x9F36u32, c.atc.to_vec()),
     ];
     for tag in [
-        0x9F37u32, 0x95, 0x9A, 0x9C, 0x9F02, 0x9F03, 0x5F2A, 0x82, 0x9F1A, 0x5F34, 0x84,
+        0x9F37u32, 0x95, 0x9A, 0x9C, 0x9F02, 0x9F03, 0x5F2A, 0x82, 0x9F1A, 0x5F34, 0x84, 0x9F34,
     ] {
         if let Some(v) = values.get(tag) {
             out.push(Tlv::primitive(tag, v.to_vec()));
@@ -339,6 +342,9 @@ mod tests {
         assert_eq!(select_cvm(&list, 6000), Cvm::OnlinePin);
         assert_eq!(select_cvm(&list, 4000), Cvm::NoCvm);
         assert_eq!(select_cvm(&[], 100), Cvm::Signature);
+        // enciphered offline PIN, then signature
+        let list = hex::decode("000000000000000004031E03").unwrap();
+        assert_eq!(select_cvm(&list, 100), Cvm::OfflineEncipheredPin);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! 11 STAN, 12/13 local time/date, 14 expiry, 22 POS entry mode, 23 PAN sequence number,
 //! 25 condition code, 35 track 2, 37 RRN, 38 approval code, 41 TID, 42 MID, 49 currency,
 //! 52 PIN block, 55 ICC data, 64 MAC, 70 network code, 74/76/86/88/97 settlement totals,
-//! 90 original data elements. The MAC covers [`poslab_iso8583::mac_input`] under the
-//! session MAC key (ISO 9797-1 algorithm 3, padding 1).
+//! 90 original data elements. The MAC (DE 64, or DE 128 when the message has
+//! secondary-bitmap fields) covers the message as packed on the wire in the host's
+//! dialect, up to the MAC field ([`poslab_iso8583::Spec::mac_bytes`]), under the session
+//! MAC key (ISO 9797-1 algorithm 3, padding 1).
 
 use poslab_crypto::{Key, KeyAlgorithm, KeyUnderKey, MacAlgorithm, Padding};
-use poslab_iso8583::{mac_input, Field, Message, Mti};
+use poslab_iso8583::{Field, Message, Mti, Spec};
 use poslab_sensitive::Pan;
 use poslab_tlv::Tlv;
 
@@ -192,23 +194,31 @@ pub fn batch_upload(record: &TxnRecord, stan: u32, at: &Stamp, params: &Params) 
     m
 }
 
-/// Signs `m` in DE 64 under `key`.
-pub fn sign(m: &mut Message, key: &Key) -> Result<(), TerminalError> {
+/// Signs `m` under `key`: its MAC in DE 64 (DE 128 when it has secondary-bitmap fields),
+/// over its bytes as `spec` packs them.
+pub fn sign(m: &mut Message, key: &Key, spec: &Spec) -> Result<(), TerminalError> {
     m.remove(64);
-    let mac =
-        poslab_crypto::generate_mac(MacAlgorithm::Alg3(Padding::Method1), key, &mac_input(m), 8)
-            .map_err(|e| TerminalError::Crypto(e.to_string()))?;
-    m.set(64, Field::Binary(mac));
+    m.remove(128);
+    let (de, covered) = spec
+        .mac_bytes(m)
+        .map_err(|e| TerminalError::Crypto(e.to_string()))?;
+    let mac = poslab_crypto::generate_mac(MacAlgorithm::Alg3(Padding::Method1), key, &covered, 8)
+        .map_err(|e| TerminalError::Crypto(e.to_string()))?;
+    m.set(de, Field::Binary(mac));
     Ok(())
 }
 
-/// Checks the MAC of an answer; `Ok(false)` when it is absent.
-pub fn verify(m: &Message, key: &Key) -> Result<bool, TerminalError> {
-    let Some(mac) = m.binary(64) else {
+/// Checks the MAC (DE 64 or 128) of an answer, over its bytes as `spec` packs them;
+/// `Ok(false)` when it has none.
+pub fn verify(m: &Message, key: &Key, spec: &Spec) -> Result<bool, TerminalError> {
+    let Some(mac) = m.binary(64).or_else(|| m.binary(128)) else {
         return Ok(false);
     };
+    let (_, covered) = spec
+        .mac_bytes(m)
+        .map_err(|e| TerminalError::Crypto(e.to_string()))?;
     let expected =
-        poslab_crypto::generate_mac(MacAlgorithm::Alg3(Padding::Method1), key, &mac_input(m), 8)
+        poslab_crypto::generate_mac(MacAlgorithm::Alg3(Padding::Method1), key, &covered, 8)
             .map_err(|e| TerminalError::Crypto(e.to_string()))?;
     if expected == mac {
         Ok(true)

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod preauth;
 pub mod sale;
+pub mod security;
 pub mod serial;
 pub mod setup;
 pub mod transactions;
