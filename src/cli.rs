@@ -50,6 +50,8 @@ pub enum Command {
     Run(cmd::run::Args),
     /// Run poslab's reference payment terminal as a program of its own
     Terminal(cmd::terminal::Args),
+    /// Run the terminal management system (keys, parameters, firmware, diagnostics over TCP)
+    Tms(cmd::tms::Args),
     /// List every step the features can use, with an example
     Steps(cmd::steps::Args),
     /// Random fault plans over the scenarios; the money checked after each, violations shrunk

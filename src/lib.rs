@@ -21,4 +21,5 @@ pub mod pty;
 pub mod report;
 pub mod run;
 pub mod terminal;
+pub mod tms;
 pub mod zvt;

@@ -16,6 +16,7 @@ pub mod run;
 pub mod schema;
 pub mod steps;
 pub mod terminal;
+pub mod tms;
 pub mod zvt_terminal;
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -31,6 +32,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => run::run(args),
         Command::Terminal(args) => terminal::run(args),
+        Command::Tms(args) => tms::run(args),
         Command::Steps(args) => steps::run(args),
         Command::Chaos(args) => chaos::run(args),
     }
