@@ -57,6 +57,7 @@ fn temp_dir(name: &str) -> PathBuf {
 struct Held {
     tid: Option<String>,
     tmk_kcv: Option<String>,
+    tmk: Option<poslab_crypto::Key>,
     manifest: Option<Manifest>,
     image: Vec<u8>,
     firmware: String,
@@ -69,6 +70,7 @@ async fn session(addr: &str, held: &mut Held, serial: &str) -> Vec<Event> {
     let mut stream = TcpStream::connect(addr).await.expect("connect to the tms");
     let mut cfg = ClientConfig::new(serial, "poslab-ref", test_transport_key());
     cfg.tid = held.tid.clone();
+    cfg.master_key = held.tmk.clone();
     cfg.timeout = Duration::from_secs(10);
     let status = TerminalStatus {
         firmware_version: if held.firmware.is_empty() {
@@ -83,10 +85,10 @@ async fn session(addr: &str, held: &mut Held, serial: &str) -> Vec<Event> {
     drive(&mut stream, &mut s, epoch, |e, s, now| match e {
         Event::Assigned { tid, .. } => held.tid = Some(tid.clone()),
         Event::KeysLoaded { keys, .. } => {
-            held.tmk_kcv = keys
-                .iter()
-                .find(|k| k.usage == KeyUsage::Tmk)
-                .map(|k| k.kcv.clone());
+            if let Some(k) = keys.iter().find(|k| k.usage == KeyUsage::Tmk) {
+                held.tmk_kcv = Some(k.kcv.clone());
+                held.tmk = Some(k.to_key().expect("a tdes key"));
+            }
         }
         Event::Parameters { version, .. } => held.params = version.clone(),
         Event::PackageOffered(m) => {
