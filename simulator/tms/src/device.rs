@@ -420,6 +420,52 @@ impl TmsDevice {
         }
     }
 
+    /// Adds a package, or replaces the one with the same id (its rollout starts over);
+    /// the manifest is signed now. Images come from `generate` (a file image needs
+    /// [`TmsDevice::publish_image`]).
+    pub fn publish_package(&mut self, cfg: PackageConfig) -> Result<(), TmsError> {
+        let image = match &cfg.image.generate {
+            Some(g) => {
+                package::generate_image(&cfg.id, &cfg.version, g.size, g.seed, g.health != "fail")
+            }
+            None => return Err(cfg_err(&cfg.id, "publish_package needs image.generate")),
+        };
+        self.publish_image(cfg, image)
+    }
+
+    /// As [`TmsDevice::publish_package`] with the image bytes given.
+    pub fn publish_image(&mut self, cfg: PackageConfig, image: Vec<u8>) -> Result<(), TmsError> {
+        if cfg.id.is_empty() || cfg.id.contains(',') || image.is_empty() {
+            return Err(cfg_err(
+                &cfg.id,
+                "a package needs an id (no comma) and an image",
+            ));
+        }
+        let waves = cfg.waves.len().max(1);
+        let state = PackageState {
+            wave_at: cfg
+                .waves
+                .iter()
+                .map(|w| {
+                    w.at.as_deref()
+                        .and_then(|a| humantime::parse_duration(a).ok())
+                })
+                .collect(),
+            manifest: Manifest::sign(&cfg.id, &cfg.version, &image, &self.signing),
+            image,
+            members: Vec::new(),
+            successes: vec![0; waves],
+            failures: vec![0; waves],
+            halted: false,
+            cfg,
+        };
+        match self.packages.iter_mut().find(|p| p.cfg.id == state.cfg.id) {
+            Some(p) => *p = state,
+            None => self.packages.push(state),
+        }
+        Ok(())
+    }
+
     pub fn terminal(&self, tid: &str) -> Option<&TerminalRecord> {
         self.terminals.get(tid)
     }

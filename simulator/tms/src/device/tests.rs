@@ -627,3 +627,35 @@ proptest::proptest! {
         crate::fuzz::config(text.as_bytes());
     }
 }
+
+#[test]
+fn a_package_published_at_run_time_is_offered_at_the_next_call_home() {
+    let mut cfg = Config::default();
+    cfg.packages.clear();
+    let mut dev = TmsDevice::new(cfg, 7).unwrap();
+    let mut t = Term::new("PL-0001");
+    let (ev, _, _) = t.session(&mut dev);
+    assert!(!orders(&ev).contains(&Order::Firmware));
+    let pkg = crate::config::PackageConfig {
+        id: "app-2".into(),
+        version: "2.0.0".into(),
+        image: crate::config::ImageSource {
+            file: None,
+            generate: Some(crate::config::Generate {
+                size: 9000,
+                seed: 3,
+                health: "fail".into(),
+            }),
+        },
+        target: crate::config::Target {
+            tids: vec![T1.into()],
+            ..Default::default()
+        },
+        waves: Vec::new(),
+    };
+    dev.publish_package(pkg).unwrap();
+    let (ev, _, _) = t.session(&mut dev);
+    assert_eq!(orders(&ev), vec![Order::Firmware]);
+    t.install().unwrap();
+    assert_eq!(t.firmware, "2.0.0");
+}
