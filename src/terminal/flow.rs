@@ -1243,7 +1243,7 @@ impl Core {
         };
         let cdol1 = values.get(0x8C).unwrap_or(&[]).to_vec();
         let cdol2 = values.get(0x8D).unwrap_or(&[]).to_vec();
-        let today = u16::try_from(now.yymm()).unwrap_or(0);
+        let today = now.yymm();
         let plan = self
             .authenticate_card(
                 &mut link,

@@ -15,5 +15,5 @@ mod printer;
 mod proxy;
 mod run;
 mod sans_io;
-mod tms;
 mod security;
+mod tms;

@@ -91,7 +91,7 @@ fn the_terminal_wire_mac_matches_pyemv_over_the_exact_bytes() {
             cases.push(json!({"op": "mac3", "key": key_hex, "data": hex::encode_upper(covered), "padding": 1}));
             ours.push(hex::encode_upper(&mac));
             // and the terminal's own check accepts it, a changed field fails
-            assert_eq!(poslab_terminal::iso::verify(&m, &key, &spec).unwrap(), true);
+            assert!(poslab_terminal::iso::verify(&m, &key, &spec).unwrap());
             let mut changed = m.clone();
             changed.set(4, "000000099999");
             assert!(poslab_terminal::iso::verify(&changed, &key, &spec).is_err());

@@ -103,7 +103,12 @@ mod tests {
         for (c, a) in TABLE {
             assert!(a.len() == 3 && a.bytes().all(|b| b.is_ascii_digit()), "{a}");
             let approved = ResponseCode(**c).is_approved();
-            assert_eq!(a.starts_with("00"), approved, "{} → {a}", ResponseCode(**c).as_str());
+            assert_eq!(
+                a.starts_with("00"),
+                approved,
+                "{} → {a}",
+                ResponseCode(**c).as_str()
+            );
         }
     }
 }

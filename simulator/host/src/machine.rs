@@ -487,8 +487,7 @@ impl Host {
             };
         }
 
-        let mut outcome =
-            self.flow_outcome(flow, req, wire, &mti, tid.as_deref(), ctx, card_kind);
+        let mut outcome = self.flow_outcome(flow, req, wire, &mti, tid.as_deref(), ctx, card_kind);
         outcome.notes.extend(self.security.take_notes());
 
         // the rule decides among answers the host would give

@@ -325,11 +325,15 @@ mod tests {
     #[test]
     fn sign_then_verify_and_tamper() {
         let key = Key::tdes(&hex::decode("7D3C0B5A6E1F2A9B8C4D5E6F70819A2B").unwrap()).unwrap();
+        let spec = poslab_iso8583::Spec::builtin("iso87ascii").unwrap();
         let mut m = network("301", 1, &stamp(), &Params::default());
-        sign(&mut m, &key).unwrap();
-        assert!(verify(&m, &key).unwrap());
+        sign(&mut m, &key, &spec).unwrap();
+        assert!(verify(&m, &key, &spec).unwrap());
         m.set(11, "000002");
-        assert!(matches!(verify(&m, &key), Err(TerminalError::BadMac)));
+        assert!(matches!(
+            verify(&m, &key, &spec),
+            Err(TerminalError::BadMac)
+        ));
     }
 
     #[test]
