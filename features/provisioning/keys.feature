@@ -1,8 +1,10 @@
 @lifecycle @provisioning
 Feature: Keys
-  The terminal master key is loaded at provisioning (the bench file's provisioning.keys and
-  master_key; the built-in test key file by default). Session PIN and MAC keys come from the
-  host by key exchange, wrapped under that master key, and they survive a power loss.
+  The terminal master key comes from the TMS on the terminal's first start, under its
+  factory transport key (the TMS hands out the bench file's provisioning.keys and
+  master_key; the built-in test key file by default; on a bench without a TMS the terminal
+  is loaded with it directly). Session PIN and MAC keys come from the host by key exchange,
+  wrapped under that master key, and they survive a power loss.
 
   @smoke
   Scenario: Session keys from the key exchange protect the first sale

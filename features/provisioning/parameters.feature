@@ -1,7 +1,8 @@
 @lifecycle @provisioning
 Feature: Parameters
-  The merchant's parameters (from the bench file's provisioning.parameters, or set before
-  the bench starts) decide what the receipts say and how long the terminal waits.
+  The merchant's parameters (the bench file's provisioning.parameters, or set before the
+  bench starts) are the TMS's parameter set for the terminal, downloaded on its first start;
+  they decide what the receipts say and how long the terminal waits.
 
   @smoke
   Scenario: The merchant's name, header and footer are on the receipts

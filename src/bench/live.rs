@@ -95,6 +95,8 @@ pub struct LiveBench {
     pub workdir: PathBuf,
     shutdown: CancellationToken,
     pub params: Params,
+    /// The emulated TMS, when the bench has a `tms` node.
+    tms: Option<super::tms_node::TmsNode>,
 }
 
 struct EmbeddedParts {
@@ -104,6 +106,7 @@ struct EmbeddedParts {
     host_faults: LinkFaults,
     links: BenchLinkFaults,
     journal: Journal,
+    tms_offer: Option<Offer>,
 }
 
 /// The live faults of each link of the bench, by the name steps use (see
@@ -436,6 +439,8 @@ impl LiveBench {
         ));
         let server = HostServer::new(host, spec.clone(), journal.clone());
         let host_state = server.host();
+        // the TMS (provisions the terminal with the bench's keys and parameters)
+        let tms = super::tms_node::server(bench, &params, options.seed, &journal)?;
         // the printer
         // standing printer faults from the bench file
         let printer_faults = bench
@@ -488,6 +493,13 @@ impl LiveBench {
                     shutdown.clone(),
                 );
             }
+            if let (Some(node), Some(l)) = (&tms, wiring.take_listener("tms")) {
+                serve_incoming(
+                    through_faults(Incoming::tcp(l), links.tms.clone(), journal.clone()),
+                    node.server.clone(),
+                    shutdown.clone(),
+                );
+            }
             let ecr_pty = wiring
                 .take_pty("ecr")
                 .ok_or_else(|| anyhow::anyhow!("the process has no {{ecr_pty}}"))?;
@@ -532,6 +544,7 @@ impl LiveBench {
                 workdir: options.workdir,
                 shutdown,
                 params,
+                tms: tms.clone(),
             });
         }
 
@@ -610,6 +623,7 @@ impl LiveBench {
                 workdir: options.workdir,
                 shutdown,
                 params,
+                tms: tms.clone(),
             });
         }
 
@@ -618,6 +632,11 @@ impl LiveBench {
         serve_incoming(host_incoming, server, shutdown.clone());
         let (printer_offer, printer_incoming) = Incoming::channel();
         serve_printer(printer_incoming, printer.clone(), shutdown.clone());
+        let tms_offer = tms.as_ref().map(|node| {
+            let (offer, incoming) = Incoming::channel();
+            serve_incoming(incoming, node.server.clone(), shutdown.clone());
+            offer
+        });
         let config = terminal::Config {
             params: params.clone(),
             tmk,
@@ -626,6 +645,10 @@ impl LiveBench {
             spec,
             software_version: format!("poslab-terminal {}", env!("CARGO_PKG_VERSION")),
             wall_start: wall_start(),
+            tms: terminal::tms_link::TmsConfig {
+                serial: super::tms_node::BENCH_SERIAL.into(),
+                ..Default::default()
+            },
         };
         let parts = EmbeddedParts {
             config,
@@ -634,6 +657,7 @@ impl LiveBench {
             host_faults,
             links: links.clone(),
             journal: journal.clone(),
+            tms_offer,
         };
         let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(&parts, &journal);
         let ecr = EcrDriver::start(
@@ -662,6 +686,7 @@ impl LiveBench {
             workdir: options.workdir,
             shutdown,
             params,
+            tms,
         })
     }
 
@@ -838,7 +863,52 @@ impl LiveBench {
             anyhow::anyhow!("the terminal is a process: its master key is loaded outside poslab")
         })?;
         parts.config.tmk = tmk;
+        parts.config.tms.master_key_injected = true;
         self.power_cycle().await
+    }
+
+    /// The emulated TMS's state machine (faults, orders, records).
+    pub fn tms(&self) -> anyhow::Result<Arc<Mutex<poslab_tms::device::TmsDevice>>> {
+        self.tms_node().map(|n| n.server.device())
+    }
+
+    /// The emulated TMS.
+    pub fn tms_node(&self) -> anyhow::Result<&super::tms_node::TmsNode> {
+        self.tms
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the bench {} has no emulated tms node", self.name))
+    }
+
+    /// Device exchange: the embedded terminal is replaced by a new one (empty memory,
+    /// serial `serial`), which starts at once.
+    pub async fn replace_terminal(&mut self, serial: &str) -> anyhow::Result<()> {
+        let parts = self.embedded.as_mut().ok_or_else(|| {
+            anyhow::anyhow!("the terminal is a process: swap the device outside poslab")
+        })?;
+        if let Dut::Embedded { task, token } = &self.dut {
+            token.cancel();
+            task.abort();
+        }
+        let n: String = serial.chars().filter(char::is_ascii_alphanumeric).collect();
+        parts.config.state_dir = self.workdir.join(format!("terminal-{n}"));
+        parts.config.tms.serial = serial.to_string();
+        self.journal
+            .record("terminal", "replaced", json!({"serial": serial}));
+        let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(parts, &self.journal);
+        self.dut = dut;
+        self.ecr.replace(faulty_stream(
+            ecr_stream,
+            &self.links.ecr,
+            &self.journal,
+            true,
+        ));
+        self.pad.replace(pad_stream);
+        if let ReaderSide::Memory(o) = &self.reader {
+            if let Ok(mut o) = o.lock() {
+                *o = reader_offer;
+            }
+        }
+        Ok(())
     }
 
     pub async fn stop(self) {
@@ -884,6 +954,10 @@ fn start_embedded(parts: &EmbeddedParts, journal: &Journal) -> (Dut, BoxIo, BoxI
         ecr_link: LinkConfig::serial(),
         reader: reader_incoming,
         keypad: pad_incoming,
+        tms: parts
+            .tms_offer
+            .clone()
+            .map(|o| faulty_dialer("tms", o, parts.links.tms.clone(), parts.journal.clone())),
     };
     let token = CancellationToken::new();
     let config = parts.config.clone();

@@ -31,6 +31,7 @@ pub mod process;
 pub mod serial;
 pub mod tcp;
 pub mod time;
+pub mod tms_node;
 
 /// Why an adapter could not give a node's byte stream, or a process node failed.
 #[derive(Debug, thiserror::Error)]

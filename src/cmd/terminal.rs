@@ -30,9 +30,15 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub host: String,
 
-    /// The terminal management system (reserved: not used yet)
+    /// The terminal management system: master key, parameters, firmware, logs come from it
+    /// (the terminal calls it on its first start, on F5, on its parameters' timer, after an
+    /// update)
     #[arg(long, value_name = "ADDR")]
     pub tms: Option<String>,
+
+    /// The terminal's serial number (how the TMS knows it)
+    #[arg(long, default_value = "PT-0001", value_name = "SERIAL")]
+    pub serial: String,
 
     /// The cash register: a serial port or pty path, or an address to listen on
     #[arg(long, value_name = "PATH|ADDR")]
@@ -168,6 +174,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            tms: crate::terminal::tms_link::TmsConfig {
+                serial: args.serial.clone(),
+                // with a TMS the master key comes from it, unless one is given here
+                master_key_injected: args.tms.is_none() || args.keys.is_some(),
+                ..Default::default()
+            },
         };
         let links = crate::terminal::Links {
             host: Dialer::tcp(args.host.clone()),
@@ -176,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ecr_link,
             reader,
             keypad,
+            tms: args.tms.clone().map(Dialer::tcp),
         };
         println!("terminal ready");
         use std::io::Write;

@@ -39,6 +39,7 @@ use crate::card::ReaderLink;
 use crate::journal::Journal;
 use crate::link::{BoxIo, Incoming};
 
+mod maintenance;
 #[path = "oda.rs"]
 mod oda;
 
@@ -65,6 +66,8 @@ pub(crate) struct Core {
     next_print: Option<Instant>,
     /// What the display shows now.
     shown: String,
+    /// The TMS client and the firmware slots.
+    mnt: maintenance::Maint,
 }
 
 /// How a card was presented.
@@ -109,6 +112,7 @@ impl Core {
         last: Arc<Mutex<Option<TransactionRecord>>>,
     ) -> Core {
         let rng = cfg.seed ^ 0x9E37_79B9_7F4A_7C15 ^ u64::from(store.state.power_ups) << 32;
+        let mnt = maintenance::Maint::new(&cfg.params, &cfg.tmk);
         Core {
             cfg,
             store,
@@ -126,6 +130,7 @@ impl Core {
             next_saf: None,
             next_print: None,
             shown: String::new(),
+            mnt,
         }
     }
 
@@ -181,8 +186,13 @@ impl Core {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         self.power_up();
+        self.maintenance_start().await;
         loop {
             let wake = match (self.next_saf, self.next_print) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wake = match (wake, self.maintenance_wake()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -211,6 +221,7 @@ impl Core {
     /// After a restart: a request that was in flight when the power went is reversed.
     fn power_up(&mut self) {
         self.store.state.power_ups += 1;
+        self.maintenance_boot();
         if let Some(pending) = self.store.state.in_flight.take() {
             self.journal.record(
                 "terminal",
@@ -293,6 +304,7 @@ impl Core {
             self.next_print = None;
             self.print_held().await;
         }
+        self.maintenance_background().await;
     }
 
     async fn handle(&mut self, req: EcrRequest) {
@@ -301,7 +313,9 @@ impl Core {
             "command",
             json!({"command": format!("{req:?}")}),
         );
+        let refused = self.out_of_service(&req).await;
         let steps = match req {
+            _ if refused.is_some() => refused.unwrap_or_default(),
             EcrRequest::Sale { kind, amount } => self.sale(kind, amount).await,
             EcrRequest::Void { receipt } => self.void(receipt).await,
             EcrRequest::Completion { receipt, amount } => self.completion(receipt, amount).await,
@@ -309,11 +323,7 @@ impl Core {
             EcrRequest::SignOn => self.register().await,
         };
         self.finish_ecr(steps);
-        self.show(if self.training() {
-            "TRAINING MODE - READY"
-        } else {
-            "READY"
-        });
+        self.show_ready();
     }
 
     // ---- operator keys -------------------------------------------------------------
@@ -335,6 +345,10 @@ impl Core {
                 drop(steps);
             }
             PadLine::Key(PadKey::Function(3)) => self.self_test().await,
+            PadLine::Key(PadKey::Function(5)) => {
+                self.call_home("operator").await;
+                self.show_ready();
+            }
             PadLine::Key(PadKey::Function(4)) => {
                 self.store.state.training = !self.store.state.training;
                 self.save();

@@ -18,6 +18,7 @@ pub mod host_link;
 mod pad;
 pub mod printer_link;
 pub mod store;
+pub mod tms_link;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,8 @@ pub struct Config {
     pub software_version: String,
     /// Unix time of the terminal's clock at start (its clock then runs with tokio's).
     pub wall_start: u64,
+    /// Its factory identity and keys for the terminal management system.
+    pub tms: tms_link::TmsConfig,
 }
 
 /// The terminal's links.
@@ -62,6 +65,8 @@ pub struct Links {
     pub reader: Incoming,
     /// The PIN pad / display link.
     pub keypad: Incoming,
+    /// The terminal management system (none: keys and parameters come from the bench).
+    pub tms: Option<Dialer>,
 }
 
 /// A cash-register command handed to the terminal's core.
@@ -167,6 +172,9 @@ pub async fn run(
         gate,
         last,
     );
+    if let Some(tms) = links.tms {
+        core.attach_tms(tms);
+    }
     let result = core.run(req_rx, shutdown.clone()).await;
     shutdown.cancel();
     tasks.close();

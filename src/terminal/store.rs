@@ -34,6 +34,10 @@ pub struct State {
     /// Training mode switched on by the operator (the parameters may also say so).
     pub training: bool,
     pub power_ups: u32,
+    /// What the TMS gave: identity, master key (under the transport key), parameters.
+    pub tms: super::tms_link::TmsState,
+    /// The firmware slots and the update in progress (`None`: the factory image).
+    pub firmware: Option<poslab_terminal::firmware::Firmware>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

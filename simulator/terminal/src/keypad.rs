@@ -62,7 +62,7 @@ impl Key {
             "ENTER" => Some(Key::Enter),
             "CANCEL" => Some(Key::Cancel),
             "CLEAR" => Some(Key::Clear),
-            "F1" | "F2" | "F3" | "F4" => text
+            "F1" | "F2" | "F3" | "F4" | "F5" => text
                 .strip_prefix('F')
                 .and_then(|n| n.parse().ok())
                 .map(Key::Function),
@@ -665,7 +665,7 @@ mod tests {
         );
         assert_eq!(err(b"KEY X\n"), "bad key \"X\" at byte 4");
         assert_eq!(err(b"KEY 10\n"), "bad key \"10\" at byte 4");
-        assert_eq!(err(b"KEY F5\n"), "bad key \"F5\" at byte 4");
+        assert_eq!(err(b"KEY F6\n"), "bad key \"F6\" at byte 4");
         assert_eq!(err(b"KEY\n"), "KEY needs an argument at byte 0");
         assert_eq!(err(b"BEEP LOUD\n"), "BEEP takes no argument at byte 5");
         assert_eq!(err(b"READY \n"), "READY takes no argument at byte 6");

@@ -46,6 +46,9 @@ pub struct Params {
     pub receipt_footer: Vec<String>,
     /// Sign MAC (DE 64) on financial messages once session keys are loaded.
     pub mac: bool,
+    /// Call the TMS home every this many milliseconds (0: only at first start, on F5 and
+    /// after an update).
+    pub tms_interval_ms: u64,
     /// MUTATION TESTING ONLY (`poslab chaos --unsafe-no-reversal`): a request whose answer
     /// never came is not reversed, so the host may keep a charge the cash register was
     /// told did not happen. Money-unsafe by design; never set it on a real terminal.
@@ -95,6 +98,7 @@ impl Default for Params {
             receipt_header: Vec::new(),
             receipt_footer: vec!["THANK YOU".into()],
             mac: true,
+            tms_interval_ms: 0,
             unsafe_no_reversal: false,
         }
     }

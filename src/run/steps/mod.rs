@@ -8,6 +8,7 @@ pub mod closing;
 pub mod faults;
 pub mod lifecycle;
 pub mod links;
+pub mod maintenance;
 pub mod preauth;
 pub mod sale;
 pub mod security;
