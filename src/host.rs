@@ -417,11 +417,11 @@ impl HostServer {
                         .malformed(resp, &reply_header, trailer)
                         .unwrap_or_default();
                     out.push(due, bad, false, view(resp, "malformed"));
-                } else {
+                } else if twice {
                     out.push(due, bytes.clone(), false, view(resp, "normal"));
-                    if twice {
-                        out.push(due, bytes, false, view(resp, "duplicate"));
-                    }
+                    out.push(due, bytes, false, view(resp, "duplicate"));
+                } else {
+                    out.push(due, bytes, false, view(resp, "normal"));
                 }
             }
         }

@@ -197,18 +197,19 @@ pub async fn run(options: LoadOptions, spec: Arc<Spec>) -> anyhow::Result<LoadRe
     let start = Instant::now();
     let deadline = start + options.time_limit;
     let n = options.terminals as u64;
+    let pacer = options
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|rate| Pacer::start(rate, options.terminals, options.requests, start, deadline));
     let mut tasks = Vec::new();
     for i in 0..options.terminals {
         let quota = options.requests / n + u64::from((i as u64) < options.requests % n);
-        let interval = options
-            .rate
-            .filter(|r| *r > 0.0)
-            .map(|r| Duration::from_secs_f64(n as f64 / r));
         let tid = format!("{:08}", options.tid_start + i as u64);
         let options = options.clone();
         let spec = spec.clone();
+        let pace = pacer.as_ref().map(|p| p.terminal(i));
         tasks.push(tokio::spawn(async move {
-            terminal(&options, &spec, tid, quota, interval, deadline).await
+            terminal(&options, &spec, tid, quota, pace, deadline).await
         }));
     }
     let mut report = LoadReport::new(options.terminals);
@@ -216,13 +217,142 @@ pub async fn run(options: LoadOptions, spec: Arc<Spec>) -> anyhow::Result<LoadRe
         report.merge(&task.await?);
     }
     report.elapsed = start.elapsed();
+    if let Some(p) = pacer {
+        p.stop();
+    }
     Ok(report)
 }
 
-/// A purchase from terminal `tid`, without its STAN.
+/// Open-loop pacing. Request `k` (0-based, over all terminals) is due at
+/// `start + k / rate` and belongs to terminal `k % n`, so the terminals' sends interleave
+/// evenly instead of falling due together. One OS thread sleeps to each due time (the OS
+/// timer: tens of µs late, where tokio's timer wheel rounds up to its 1 ms tick and so
+/// released a whole millisecond of requests at once) and hands the terminal its credit.
+struct Pacer {
+    credits: Vec<Arc<Credit>>,
+    rate: f64,
+    start: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Requests released to one terminal so far, and the wake-up that says so.
+#[derive(Default)]
+struct Credit {
+    released: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+/// What a terminal needs to pace itself.
+#[derive(Clone)]
+struct Pace {
+    credit: Arc<Credit>,
+    /// This terminal's index and the number of terminals: its j-th request is number
+    /// `index + j * terminals` overall.
+    index: u64,
+    terminals: u64,
+    rate: f64,
+    start: Instant,
+}
+
+impl Pace {
+    /// When this terminal's `j`-th request is due.
+    fn due(&self, j: u64) -> Instant {
+        self.start + Duration::from_secs_f64((self.index + j * self.terminals) as f64 / self.rate)
+    }
+
+    fn released(&self) -> u64 {
+        self.credit
+            .released
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The pacer wakes at most this often (requests due within one tick go out together).
+const PACER_TICK: Duration = Duration::from_micros(50);
+
+impl Pacer {
+    fn start(
+        rate: f64,
+        terminals: usize,
+        requests: u64,
+        start: Instant,
+        deadline: Instant,
+    ) -> Pacer {
+        use std::sync::atomic::Ordering;
+        let credits: Vec<Arc<Credit>> = (0..terminals).map(|_| Arc::default()).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (credits.clone(), stop.clone());
+        let t0 = start;
+        let (start, deadline) = (start.into_std(), deadline.into_std());
+        let n = terminals as u64;
+        let thread = std::thread::Builder::new()
+            .name("poslab-load-pacer".into())
+            .spawn(move || {
+                let due = |k: u64| start + Duration::from_secs_f64(k as f64 / rate);
+                let mut k = 0u64;
+                let mut woken = vec![false; c.len()];
+                while k < requests && !s.load(Ordering::Relaxed) {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    let next = due(k);
+                    if next > now {
+                        // bounded, so that a stop is seen soon even at a slow rate
+                        let nap = (next - now).clamp(PACER_TICK, Duration::from_millis(100));
+                        std::thread::sleep(nap);
+                        continue;
+                    }
+                    while k < requests && due(k) <= now {
+                        let t = (k % n) as usize;
+                        if let Some(credit) = c.get(t) {
+                            credit.released.fetch_add(1, Ordering::Release);
+                        }
+                        if let Some(w) = woken.get_mut(t) {
+                            *w = true;
+                        }
+                        k += 1;
+                    }
+                    for (credit, w) in c.iter().zip(woken.iter_mut()) {
+                        if std::mem::take(w) {
+                            credit.notify.notify_one();
+                        }
+                    }
+                }
+            })
+            .ok();
+        Pacer {
+            credits,
+            rate,
+            start: t0,
+            stop,
+            thread,
+        }
+    }
+
+    fn terminal(&self, i: usize) -> Pace {
+        Pace {
+            credit: self.credits.get(i).cloned().unwrap_or_default(),
+            index: i as u64,
+            terminals: self.credits.len() as u64,
+            rate: self.rate,
+            start: self.start,
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A purchase from terminal `tid`, without its STAN: a 0200, or a 1200 in a 1993 dialect.
 pub fn purchase(spec: &Spec, tid: &str, mid: &str, amount: u64) -> anyhow::Result<Message> {
-    let mut msg = Message::new(Mti::new("0200")?);
     let iso93 = spec.name().contains("93");
+    let mut msg = Message::new(Mti::new(if iso93 { "1200" } else { "0200" })?);
     msg.set(2, Field::Text(LOAD_PAN.into()));
     msg.set(3, Field::Text("000000".into()));
     msg.set(4, Field::Text(format!("{amount:012}")));
@@ -239,6 +369,15 @@ pub fn purchase(spec: &Spec, tid: &str, mid: &str, amount: u64) -> anyhow::Resul
     Ok(msg)
 }
 
+/// Waits for the pacer to release more requests (forever without pacing, or when this
+/// terminal may not send anyway).
+async fn notified(credit: Option<Arc<Credit>>) {
+    match credit {
+        Some(c) => c.notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The header a request carries: a TPDU for 5-byte headers, zeros otherwise.
 pub fn request_header(spec: &Spec) -> Vec<u8> {
     match spec.framing().header_len {
@@ -252,7 +391,7 @@ async fn terminal(
     spec: &Spec,
     tid: String,
     quota: u64,
-    interval: Option<Duration>,
+    pace: Option<Pace>,
     deadline: Instant,
 ) -> LoadReport {
     let mut report = LoadReport::new(1);
@@ -282,7 +421,6 @@ async fn terminal(
     };
     let mut stan = o.stan_start.clamp(1, 999_999);
     let mut inflight: HashMap<u32, Instant> = HashMap::new();
-    let mut next_due = Instant::now();
     let mut buf = Vec::new();
     loop {
         // read the answers that are here
@@ -290,7 +428,9 @@ async fn terminal(
             match framed.try_next(|b| framing.decode(b)) {
                 Ok(Some(frame)) => {
                     let now = Instant::now();
-                    match spec.unpack(&frame.payload) {
+                    // a checked view: the answer's values are not copied, DE 11 and 39
+                    // are read in place
+                    match spec.unpack_ref(&frame.payload) {
                         Ok(answer) => {
                             let matched = answer
                                 .text(11)
@@ -301,8 +441,13 @@ async fn terminal(
                                     report.answered += 1;
                                     let us = now.duration_since(sent_at).as_micros() as u64;
                                     let _ = report.latency.record(us.max(1));
-                                    let code = answer.text(39).unwrap_or("--").to_string();
-                                    *report.codes.entry(code).or_default() += 1;
+                                    let code = answer.text(39).unwrap_or("--".into());
+                                    match report.codes.get_mut(code.as_ref()) {
+                                        Some(n) => *n += 1,
+                                        None => {
+                                            report.codes.insert(code.into_owned(), 1);
+                                        }
+                                    }
                                 }
                                 None => report.unmatched += 1,
                             }
@@ -323,7 +468,7 @@ async fn terminal(
         let now = Instant::now();
         while report.sent < quota
             && inflight.len() < o.window
-            && interval.is_none_or(|_| next_due <= now)
+            && pace.as_ref().is_none_or(|p| report.sent < p.released())
         {
             msg.set(11, Field::Text(format!("{stan:06}")));
             let packed = spec.pack(&msg).map_err(|e| e.to_string()).and_then(|p| {
@@ -340,13 +485,9 @@ async fn terminal(
                     return report;
                 }
             }
-            let sent_at = if let Some(step) = interval {
-                let due = next_due;
-                next_due += step;
-                due
-            } else {
-                now
-            };
+            // paced: from when the request was due, so a late answer that held up this
+            // terminal's next request counts against the host (no coordinated omission)
+            let sent_at = pace.as_ref().map_or(now, |p| p.due(report.sent));
             inflight.insert(stan, sent_at);
             report.sent += 1;
             stan = stan % 999_999 + 1;
@@ -363,16 +504,14 @@ async fn terminal(
         if report.sent >= quota && inflight.is_empty() {
             return report;
         }
-        if report.sent >= quota && inflight.is_empty() {
-            return report;
-        }
-        let may_send = report.sent < quota && inflight.len() < o.window && interval.is_some();
+        let may_send = report.sent < quota && inflight.len() < o.window;
+        let credit = pace.as_ref().filter(|_| may_send).map(|p| p.credit.clone());
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
                 report.unanswered += inflight.len() as u64 + (quota - report.sent);
                 return report;
             }
-            _ = tokio::time::sleep_until(next_due), if may_send => {}
+            _ = notified(credit) => {}
             read = framed.fill() => match read {
                 Ok(0) | Err(_) => {
                     report.io_errors += 1;
@@ -381,6 +520,35 @@ async fn terminal(
                 }
                 Ok(_) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_requests_interleave_evenly_over_the_terminals() {
+        let start = Instant::now();
+        let pace = |index| Pace {
+            credit: Arc::default(),
+            index,
+            terminals: 4,
+            rate: 1_000.0,
+            start,
+        };
+        // request k overall is due at k ms; terminal i sends requests i, i+4, i+8...
+        let ms = |t: Instant| t.duration_since(start).as_secs_f64() * 1e3;
+        assert!((ms(pace(0).due(0)) - 0.0).abs() < 1e-6);
+        assert!((ms(pace(1).due(0)) - 1.0).abs() < 1e-6);
+        assert!((ms(pace(3).due(2)) - 11.0).abs() < 1e-6);
+        let mut all: Vec<f64> = (0..4)
+            .flat_map(|i| (0..5).map(move |j| ms(pace(i).due(j))))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        for (k, t) in all.iter().enumerate() {
+            assert!((t - k as f64).abs() < 1e-6, "request {k} due at {t} ms");
         }
     }
 }
