@@ -1093,7 +1093,8 @@ impl EcrDriver {
                         match &result {
                             Ok(o) => journal.record("ecr", "outcome", json!({"command": name, "status": format!("{:?}", o.status),
                                 "result_code": o.result_code.map(|c| c.0), "text": o.additional_text, "receipt": o.receipt,
-                                "amount": o.amount, "pan": o.pan, "intermediate": o.intermediate})),
+                                "amount": o.amount, "pan": o.pan, "intermediate": o.intermediate,
+                                "result_text": o.result_text, "notes": o.notes, "recovered": o.recovered, "resent": o.resent})),
                             Err(e) => journal.record("ecr", "outcome", json!({"command": name, "error": format!("{e:#}")})),
                         };
                         let _ = reply.send(result);

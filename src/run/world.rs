@@ -41,6 +41,13 @@ pub fn run_config() -> Option<RunConfig> {
 /// How long a step waits for something to happen (simulated time costs nothing).
 pub const WAIT: Duration = Duration::from_secs(120);
 
+/// How long a cash-register command may take before the step calls the register hung.
+/// A payment's worst case on a bad serial line is bounded but long: the link's four
+/// attempts at the command (5 s each), T4 (300 s) for the completion, the same again for
+/// the repeat-receipt question, and all of it once more when the payment is sent again
+/// after the terminal showed it had not run: some 21 minutes.
+pub const ECR_OUTCOME_LIMIT: Duration = Duration::from_secs(25 * 60);
+
 #[derive(cucumber::World)]
 #[world(init = Self::new)]
 pub struct PosWorld {
@@ -197,10 +204,10 @@ impl PosWorld {
     /// Waits for the running command's outcome.
     pub async fn settle(&mut self) -> Option<&Outcome> {
         if let Some(mut rx) = self.pending.take() {
-            // None: no outcome within 10 minutes
+            // None: no outcome within ECR_OUTCOME_LIMIT
             let o = if self.chaos.is_some() {
                 // a chaos run: the plan's faults fall due while the command runs
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+                let deadline = tokio::time::Instant::now() + ECR_OUTCOME_LIMIT;
                 loop {
                     tokio::select! {
                         biased;
@@ -213,9 +220,7 @@ impl PosWorld {
                     }
                 }
             } else {
-                tokio::time::timeout(Duration::from_secs(600), rx)
-                    .await
-                    .ok()
+                tokio::time::timeout(ECR_OUTCOME_LIMIT, rx).await.ok()
             };
             match o {
                 Some(Ok(Ok(outcome))) => {
@@ -227,7 +232,8 @@ impl PosWorld {
                     self.excerpt(20)
                 ),
                 _ => panic!(
-                    "the cash register got no outcome within 10 minutes\n--- journal ---\n{}",
+                    "the cash register got no outcome within {} minutes\n--- journal ---\n{}",
+                    ECR_OUTCOME_LIMIT.as_secs() / 60,
                     self.excerpt(20)
                 ),
             }

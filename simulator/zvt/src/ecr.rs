@@ -9,12 +9,14 @@
 //! no acknowledgement, no completion within T4, the serial line gave up, the connection
 //! dropped — the ECR never sends the payment again blindly. It first asks the terminal for
 //! its last result (repeat receipt, `06 20`) and decides:
-//! - the last result is ours (same amount, and a trace number other than the last one this
-//!   ECR knew, or a timestamp within the match window of when the command was sent): that
-//!   is the outcome, marked `recovered`;
+//! - the last result is ours (same amount, and the trace number of this command's own
+//!   status information when that arrived and only the completion was lost, or a trace
+//!   number other than the last one this ECR knew when it sent the command, or a
+//!   timestamp within the match window of when the command was sent): that is the
+//!   outcome, marked `recovered`;
 //! - the terminal has no last result, or it is another transaction (the trace number this
-//!   ECR already knew, another amount, an older time): the payment did not happen, so it is
-//!   sent again, once (`resent`);
+//!   ECR knew when it sent the command, another amount, an older time): the payment did
+//!   not happen, so it is sent again, once (`resent`);
 //! - anything else (no answer to the question, or no way to tell): the outcome is
 //!   `unknown` and the payment is not sent again; a person must look at the terminal.
 
@@ -319,6 +321,9 @@ struct Run {
     command: EcrCommand,
     message: Message,
     started: Option<WallTime>,
+    /// The last trace number this ECR knew when the command was sent: a last result
+    /// with this trace is an older transaction.
+    known_before: Option<u32>,
     recovering: bool,
     outcome: Outcome,
     /// What the recovery request brought back.
@@ -379,6 +384,7 @@ impl Ecr {
             command,
             message: message.clone(),
             started: wall,
+            known_before: self.last_trace,
             recovering: false,
         });
         self.send(message, now);
@@ -415,6 +421,13 @@ impl Ecr {
         self.link.handle_timeout(now);
         self.drain_link(now);
         match self.phase {
+            Phase::AwaitAck(t) if t <= now && self.link.is_delivering() => {
+                // the serial link still retransmits the command: it may yet arrive, and a
+                // repeat-receipt request sent now would cross it (the terminal's `80 00`
+                // could then be taken for the wrong command); wait for the link to
+                // deliver it or give it up (bounded by its retries)
+                self.phase = Phase::AwaitAck(now + self.config.ack_timeout);
+            }
             Phase::AwaitAck(t) if t <= now => self.lost("no acknowledgement", now),
             Phase::AwaitEnd(t) if t <= now => self.lost("no completion within T4", now),
             _ => {}
@@ -652,7 +665,12 @@ impl Ecr {
                     }
                     _ => None,
                 };
-                if trace.is_some() && trace == self.last_trace {
+                // this command's own status information already reached us (only its
+                // completion was lost): the same trace is this payment
+                let seen_now = run.outcome.trace;
+                if trace.is_some() && trace == seen_now && amount_ok {
+                    Verdict::Ours
+                } else if trace.is_some() && trace == run.known_before {
                     Verdict::NotOurs(format!(
                         "the terminal's last result is trace {} which this ECR already knew",
                         trace.unwrap_or(0)
@@ -664,7 +682,7 @@ impl Ecr {
                     ))
                 } else if time_ok == Some(false) {
                     Verdict::NotOurs("the terminal's last result is older than this command".into())
-                } else if self.last_trace.is_some() || time_ok == Some(true) {
+                } else if run.known_before.is_some() || time_ok == Some(true) {
                     Verdict::Ours
                 } else {
                     Verdict::Unsure(

@@ -191,7 +191,17 @@ impl Link {
             Item::Frame(bytes) => match apdu::decode_exact(&bytes) {
                 Ok(apdu) => {
                     self.tx.push_back(vec![frame::ACK]);
+                    // The peer's application answered (80 00 / 84 xx) while our command
+                    // still waits for its link ACK: that ACK was lost on the line, the
+                    // command arrived. Sending it again would make the peer run it twice
+                    // (ZVT frames carry no sequence number to spot the repeat).
+                    let answers_ours = is_answer(&apdu)
+                        && self.inflight.as_ref().is_some_and(|f| !is_answer(&f.apdu));
                     self.events.push_back(LinkEvent::Received(apdu));
+                    if answers_ours {
+                        self.inflight = None;
+                        self.pump(now);
+                    }
                 }
                 Err(err) => {
                     self.tx.push_back(vec![frame::NAK]);
@@ -225,10 +235,21 @@ impl Link {
         self.inflight.as_ref().map(|f| f.deadline)
     }
 
+    /// Serial: a frame of ours is still being delivered (waiting for its `ACK`, or queued
+    /// behind one): it may yet reach the peer, so the command is not lost yet.
+    pub fn is_delivering(&self) -> bool {
+        self.inflight.is_some() || !self.outbox.is_empty()
+    }
+
     /// True when nothing waits to be sent or acknowledged.
     pub fn is_idle(&self) -> bool {
         self.tx.is_empty() && self.outbox.is_empty() && self.inflight.is_none()
     }
+}
+
+/// An application-level answer to a command: `80 00` or a negative `84 xx`.
+fn is_answer(apdu: &Apdu) -> bool {
+    matches!(apdu.command.0, 0x80 | 0x84)
 }
 
 #[cfg(test)]
@@ -289,6 +310,52 @@ mod tests {
         assert_eq!(
             link.poll_transmit(),
             Some(frame::encode(&[0x84, 0x83, 0x00]))
+        );
+    }
+
+    #[test]
+    fn serial_takes_the_peers_answer_for_the_lost_ack_of_a_command() {
+        let mut link = Link::new(LinkConfig::serial());
+        link.send(
+            Apdu::new(Command::AUTHORISATION, vec![0x10]),
+            Duration::ZERO,
+        );
+        link.send(Apdu::ack(), Duration::ZERO);
+        assert!(link.poll_transmit().is_some());
+        assert_eq!(
+            link.poll_transmit(),
+            None,
+            "the ack waits behind the command"
+        );
+        // the link ACK is lost on the line; the terminal's 80 00 arrives
+        link.handle_input(&frame::encode(&[0x80, 0x00, 0x00]), S);
+        assert_eq!(link.poll_transmit(), Some(vec![frame::ACK]));
+        assert_eq!(
+            link.poll_transmit(),
+            Some(frame::encode(&[0x80, 0x00, 0x00])),
+            "the queued frame goes out, the command is not sent again"
+        );
+        link.handle_input(&[frame::ACK], S);
+        link.handle_timeout(S * 30);
+        assert_eq!(link.poll_transmit(), None);
+        assert!(link.is_idle());
+        let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert_eq!(events, vec![LinkEvent::Received(Apdu::ack())]);
+    }
+
+    #[test]
+    fn serial_does_not_take_a_status_for_the_ack_of_its_own_ack() {
+        let mut link = Link::new(LinkConfig::serial());
+        link.send(Apdu::ack(), Duration::ZERO);
+        assert!(link.poll_transmit().is_some());
+        // a new status from the terminal is no proof that our 80 00 arrived
+        link.handle_input(&frame::encode(&[0x04, 0xFF, 0x01, 0x0A]), S);
+        assert_eq!(link.poll_transmit(), Some(vec![frame::ACK]));
+        link.handle_timeout(S * 5);
+        assert_eq!(
+            link.poll_transmit(),
+            Some(frame::encode(&[0x80, 0x00, 0x00])),
+            "sent again"
         );
     }
 

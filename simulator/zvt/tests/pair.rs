@@ -286,6 +286,67 @@ fn a_lost_final_answer_is_recovered_never_resent() {
     }
 }
 
+/// The status information of a payment reached the ECR (it learned the trace number), only
+/// the completion was lost: the repeat receipt brings back that same trace, which is this
+/// payment, recovered, and never "the one this ECR already knew" (a seed of the noisy
+/// serial-line scenario once paid twice that way).
+#[test]
+fn a_payment_whose_completion_alone_was_lost_is_recovered_not_resent() {
+    for transport in [Transport::Tcp, Transport::Serial] {
+        let mut pair = Pair::new(transport, Script::default());
+        let first = pair.run(purchase(1000), Some(WALL));
+        assert_eq!(first.status, Status::Success);
+        assert_eq!(pair.ecr.known_trace(), Some(1));
+        let dropping = std::rc::Rc::new(std::cell::Cell::new(true));
+        let d = dropping.clone();
+        pair.drop_to_terminal = Box::new(move |b| {
+            if command_of(b, transport) == Some(Command::REPEAT_RECEIPT) {
+                d.set(false);
+            }
+            false
+        });
+        pair.drop_to_ecr = Box::new(move |b| {
+            dropping.get() && command_of(b, transport) == Some(Command::COMPLETION)
+        });
+        let o = pair.run(purchase(1000), Some(WALL));
+        assert_eq!(o.status, Status::Success, "{transport:?}: {o:?}");
+        assert!(o.recovered && !o.resent, "{transport:?}: {o:?}");
+        assert_eq!(o.trace, Some(2));
+        assert_eq!(pair.ecr.known_trace(), Some(2));
+        assert_eq!(
+            pair.term.app().count("authorise"),
+            2,
+            "{transport:?}: one authorisation per purchase"
+        );
+    }
+}
+
+/// Serial: the first frame of the payment is lost, so the link sends it again just when the
+/// ECR's own acknowledgement timer runs out. The ECR waits for the link instead of asking
+/// for the last result at once: a repeat receipt crossing the resent payment would take the
+/// terminal's `80 00` for its own and the payment's result for a recovery.
+#[test]
+fn a_payment_the_serial_link_is_still_resending_is_not_crossed_by_a_repeat_receipt() {
+    let mut pair = Pair::new(Transport::Serial, Script::default());
+    let mut dropped = false;
+    pair.drop_to_terminal = Box::new(move |b| {
+        if !dropped && command_of(b, Transport::Serial) == Some(Command::AUTHORISATION) {
+            dropped = true;
+            return true;
+        }
+        false
+    });
+    let o = pair.run(purchase(1000), Some(WALL));
+    assert_eq!(o.status, Status::Success, "{o:?}");
+    assert!(!o.recovered && !o.resent, "{o:?}");
+    assert!(
+        !pair.sent_by_ecr.contains(&Command::REPEAT_RECEIPT),
+        "{:?}",
+        pair.sent_by_ecr
+    );
+    assert_eq!(pair.term.app().count("authorise"), 1);
+}
+
 /// The payment never reached the terminal: the last result is the one the ECR already
 /// knew, so sending it again is safe, and happens once.
 #[test]
