@@ -74,7 +74,7 @@ Feature: A bad serial line between the cash register and the terminal
   # random noise on every byte: only simulated time draws the same faults run after run
   @simulated-time
   Scenario: A noisy line: no purchase is sent again blindly, nobody pays twice
-    Given the cash register's serial line has noise: 1 byte in 150 gets a bit error
+    Given the cash register's serial line has noise: 1 byte in 100 gets a bit error
     When the cash register tries 3 purchases of 10.00 EUR, each with card "visa-credit" and PIN "1234"
     Then the line journaled "bit_errors" faults
     And every purchase ended approved, declined or unknown, none sent again blindly

@@ -61,6 +61,19 @@ impl Drop for SimulatedWall {
     }
 }
 
+/// Sets this thread's simulated wall clock back to the epoch, now by tokio's clock (a new
+/// scenario's bench starts there, wherever the scenario stands in the run, so that its
+/// replay command draws the same bytes). Nothing on a real-time thread.
+pub fn restart_simulated_wall() {
+    SIMULATED_WALL.with(|w| {
+        if w.get().is_some() {
+            let epoch =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(SIMULATED_EPOCH_SECS);
+            w.set(Some((epoch, tokio::time::Instant::now())));
+        }
+    });
+}
+
 /// The wall clock: simulated on a thread running a simulated-time run, the system clock
 /// otherwise.
 pub fn wall_now() -> std::time::SystemTime {

@@ -185,6 +185,11 @@ pub fn run_with(spec: RunSpec, extras: RunExtras) -> anyhow::Result<RunReport> {
             .max_concurrent_scenarios(1)
             .fail_on_skipped()
             .with_writer(cucumber::writer::Normalize::new(collector))
+            .before(|f, _r, s, world| {
+                let key = f.path.as_ref().map(|p| display_path(p)).unwrap_or_default();
+                world.scenario = format!("{key}:{} {}", s.position.line, s.name);
+                Box::pin(async {})
+            })
             .after(move |f, _r, s, _ev, world| {
                 let (out, chaos) = (out.clone(), chaos.clone());
                 Box::pin(async move {

@@ -17,7 +17,8 @@
 //! - the terminal has no last result, or it is another transaction (the trace number this
 //!   ECR knew when it sent the command, another amount, an older time): the payment did
 //!   not happen, so it is sent again, once (`resent`);
-//! - anything else (no answer to the question, or no way to tell): the outcome is
+//! - anything else (no answer to the question, asked up to `recovery_attempts` times, or
+//!   no way to tell): the outcome is
 //!   `unknown` and the payment is not sent again; a person must look at the terminal.
 
 use std::collections::VecDeque;
@@ -186,10 +187,16 @@ impl EcrCommand {
 pub struct EcrConfig {
     pub link: LinkConfig,
     pub password: u32,
-    /// How long to wait for the terminal's `80 00 00` after a command (T3-like).
+    /// How long to wait for the terminal's `80 00 00` after a command (T3-like). On a
+    /// serial link the wait is at least the terminal's own retry span (its link's attempts
+    /// at that `80 00 00`, each after the ACK timeout): giving up sooner would cross the
+    /// terminal's last retransmission with a repeat-receipt request.
     pub ack_timeout: Duration,
     /// How long to wait for the end of a command; restarted by every message (T4).
     pub completion_timeout: Duration,
+    /// How many times the ECR asks for the last result (repeat receipt) before it calls a
+    /// payment's outcome unknown; each request waits for its answer as a command does.
+    pub recovery_attempts: u8,
     /// A recovered result counts as ours when its time is within this window of when the
     /// command was sent (used when the trace number alone cannot tell).
     pub match_window: Duration,
@@ -202,6 +209,7 @@ impl Default for EcrConfig {
             password: 0,
             ack_timeout: Duration::from_secs(5),
             completion_timeout: Duration::from_secs(180),
+            recovery_attempts: 3,
             match_window: Duration::from_secs(600),
         }
     }
@@ -325,6 +333,8 @@ struct Run {
     /// with this trace is an older transaction.
     known_before: Option<u32>,
     recovering: bool,
+    /// Repeat-receipt requests sent for this command so far.
+    asked: u8,
     outcome: Outcome,
     /// What the recovery request brought back.
     recovered: Outcome,
@@ -366,6 +376,11 @@ impl Ecr {
         self.run.is_none()
     }
 
+    /// How long the terminal's `80 00 00` may take (see [`EcrConfig::ack_timeout`]).
+    fn ack_wait(&self) -> Duration {
+        self.config.link.answer_wait(self.config.ack_timeout)
+    }
+
     /// Sends a command. `wall` is the ECR's clock at that moment (for matching a recovered
     /// result). A command while another runs is refused with an `Unknown` outcome note.
     pub fn start(&mut self, command: EcrCommand, now: Time, wall: Option<WallTime>) {
@@ -386,9 +401,10 @@ impl Ecr {
             started: wall,
             known_before: self.last_trace,
             recovering: false,
+            asked: 0,
         });
         self.send(message, now);
-        self.phase = Phase::AwaitAck(now + self.config.ack_timeout);
+        self.phase = Phase::AwaitAck(now + self.ack_wait());
     }
 
     /// Asks the terminal to abort the running command (`06 B0`), on the same connection.
@@ -426,7 +442,7 @@ impl Ecr {
                 // repeat-receipt request sent now would cross it (the terminal's `80 00`
                 // could then be taken for the wrong command); wait for the link to
                 // deliver it or give it up (bounded by its retries)
-                self.phase = Phase::AwaitAck(now + self.config.ack_timeout);
+                self.phase = Phase::AwaitAck(now + self.ack_wait());
             }
             Phase::AwaitAck(t) if t <= now => self.lost("no acknowledgement", now),
             Phase::AwaitEnd(t) if t <= now => self.lost("no completion within T4", now),
@@ -604,8 +620,29 @@ impl Ecr {
             .notes
             .push(format!("{why} ({})", run.message.command()));
         if run.recovering {
+            if run
+                .recovered
+                .status_information
+                .iter()
+                .any(|f| f.trace().is_some())
+            {
+                // the last result itself arrived, only its completion did not: it says
+                // whether the payment was ours
+                self.decide(now);
+                return;
+            }
+            if run.asked < self.config.recovery_attempts {
+                // ask again: on a noisy line the next answer may get through
+                let asked = run.asked;
+                self.events.push_back(EcrEvent::Decision(format!(
+                    "{why} while asking for the last result (request {asked}); asking again"
+                )));
+                self.ask_last_result(now);
+                return;
+            }
+            let asked = run.asked;
             self.finish_unknown(format!(
-                "{why} while asking for the last result; the result is unknown"
+                "{why} while asking for the last result ({asked} requests); the result is unknown"
             ));
             return;
         }
@@ -627,10 +664,11 @@ impl Ecr {
     fn ask_last_result(&mut self, now: Time) {
         let Some(run) = self.run.as_mut() else { return };
         run.recovering = true;
+        run.asked = run.asked.saturating_add(1);
         run.recovered = Outcome::new(EcrCommand::RepeatReceipt);
         let m = EcrCommand::RepeatReceipt.to_message(Password::from_number(self.config.password));
         self.send(m, now);
-        self.phase = Phase::AwaitAck(now + self.config.ack_timeout);
+        self.phase = Phase::AwaitAck(now + self.ack_wait());
     }
 
     /// The terminal answered the repeat-receipt request: was the last result ours?
@@ -725,7 +763,7 @@ impl Ecr {
                 let m = run.message.clone();
                 self.run = Some(run);
                 self.send(m, now);
-                self.phase = Phase::AwaitAck(now + self.config.ack_timeout);
+                self.phase = Phase::AwaitAck(now + self.ack_wait());
             }
             Verdict::NotOurs(why) | Verdict::Unsure(why) => {
                 self.run = Some(run);

@@ -97,7 +97,7 @@ pub enum Item {
     Nak,
     /// A frame with a good CRC: the unstuffed APDU bytes.
     Frame(Vec<u8>),
-    /// A frame that must be NAKed.
+    /// A bad frame: NAKed, unless its sender restarted it ([`Fault::Restarted`]).
     Bad(Fault),
     /// Bytes outside any frame that mean nothing (line noise), skipped.
     Noise(usize),

@@ -47,6 +47,23 @@ impl LinkConfig {
     }
 }
 
+impl LinkConfig {
+    /// How long an application waits for the peer's `80 00 00`, given its own timeout: on
+    /// a serial line at least the peer's whole retry span (each of its attempts at that
+    /// frame after an ACK timeout) and a second more, so that the peer's last
+    /// retransmission is not crossed by a give-up (a repeat-receipt request, a dropped
+    /// command). Over TCP the timeout as given.
+    pub fn answer_wait(&self, timeout: Duration) -> Duration {
+        match self.transport {
+            Transport::Tcp => timeout,
+            Transport::Serial => {
+                let span = self.ack_timeout * (u32::from(self.max_retries) + 1);
+                timeout.max(span + Duration::from_secs(1))
+            }
+        }
+    }
+}
+
 /// What the link reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
@@ -208,6 +225,14 @@ impl Link {
                     self.events.push_back(LinkEvent::Rejected(err.to_string()));
                 }
             },
+            // A frame cut short by a new DLE STX: its sender already gave up on it and is
+            // sending again (that is the new frame). A NAK now would arrive after the new
+            // frame's ACK and be taken for its answer, and the sender would repeat a frame
+            // that got through, once more than it should.
+            Item::Bad(fault @ frame::Fault::Restarted { .. }) => {
+                self.events
+                    .push_back(LinkEvent::Rejected(format!("{fault} (not NAKed)")));
+            }
             Item::Bad(fault) => {
                 self.tx.push_back(vec![frame::NAK]);
                 self.events
@@ -356,6 +381,27 @@ mod tests {
             link.poll_transmit(),
             Some(frame::encode(&[0x80, 0x00, 0x00])),
             "sent again"
+        );
+    }
+
+    #[test]
+    fn serial_does_not_nak_a_frame_its_sender_restarted() {
+        let mut link = Link::new(LinkConfig::serial());
+        let good = frame::encode(&[0x06, 0x0F, 0x00]);
+        // the first attempt lost its DLE ETX on the line; the retransmission follows
+        let mut cut = good.clone();
+        cut.truncate(good.len() - 4);
+        cut.extend_from_slice(&good);
+        link.handle_input(&cut, S);
+        assert_eq!(link.poll_transmit(), Some(vec![frame::ACK]), "only the ACK");
+        assert_eq!(link.poll_transmit(), None);
+        let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [LinkEvent::Rejected(_), LinkEvent::Received(_)]
+            ),
+            "{events:?}"
         );
     }
 

@@ -261,7 +261,8 @@ pub trait PaymentApplication {
 #[derive(Clone, Debug)]
 pub struct TerminalConfig {
     pub link: LinkConfig,
-    /// How long to wait for the ECR's `80 00 00` after each message (T3-like).
+    /// How long to wait for the ECR's `80 00 00` after each message (T3-like); on a
+    /// serial link at least the ECR's retry span ([`LinkConfig::answer_wait`]).
     pub ecr_ack_timeout: Duration,
     /// Software version reported in the status-enquiry completion.
     pub software_version: String,
@@ -606,7 +607,7 @@ impl<A: PaymentApplication> Terminal<A> {
             };
             self.send(message.clone(), now);
             self.waiting = Waiting::EcrAck {
-                deadline: now + self.config.ecr_ack_timeout,
+                deadline: now + self.config.link.answer_wait(self.config.ecr_ack_timeout),
                 sent: message,
             };
             return;

@@ -347,6 +347,35 @@ fn a_payment_the_serial_link_is_still_resending_is_not_crossed_by_a_repeat_recei
     assert_eq!(pair.term.app().count("authorise"), 1);
 }
 
+/// Every completion is lost, the payment's and the repeat receipt's: the last result's
+/// status information did arrive, and it is enough to tell the payment ran.
+#[test]
+fn a_recovered_result_whose_completion_is_lost_still_decides() {
+    for transport in [Transport::Tcp, Transport::Serial] {
+        let mut pair = Pair::new(transport, Script::default());
+        let first = pair.run(purchase(1000), Some(WALL));
+        assert_eq!(first.status, Status::Success);
+        let asked = std::rc::Rc::new(std::cell::Cell::new(false));
+        let a = asked.clone();
+        pair.drop_to_terminal = Box::new(move |b| {
+            if command_of(b, transport) == Some(Command::REPEAT_RECEIPT) {
+                a.set(true);
+            }
+            false
+        });
+        pair.drop_to_ecr = Box::new(move |b| match command_of(b, transport) {
+            Some(Command::COMPLETION) => true,
+            Some(Command::STATUS_INFORMATION) => !asked.get(),
+            _ => false,
+        });
+        let o = pair.run(purchase(2500), Some(WALL));
+        assert_eq!(o.status, Status::Success, "{transport:?}: {o:?}");
+        assert!(o.recovered && !o.resent, "{transport:?}: {o:?}");
+        assert_eq!(o.trace, Some(2));
+        assert_eq!(pair.term.app().count("authorise"), 2);
+    }
+}
+
 /// The payment never reached the terminal: the last result is the one the ECR already
 /// knew, so sending it again is safe, and happens once.
 #[test]
@@ -406,8 +435,8 @@ fn when_the_ecr_cannot_tell_it_does_not_resend() {
     assert_eq!(pair.term.app().count("authorise"), 1);
 }
 
-/// A terminal that never answers at all: the repeat-receipt request is not answered
-/// either, so the outcome is unknown and nothing is sent a second time.
+/// A terminal that never answers at all: the repeat-receipt request, asked three times, is
+/// not answered either, so the outcome is unknown and nothing is sent a second time.
 #[test]
 fn a_silent_terminal_gives_unknown_not_a_second_payment() {
     let mut pair = Pair::new(Transport::Tcp, Script::default());
@@ -416,8 +445,20 @@ fn a_silent_terminal_gives_unknown_not_a_second_payment() {
     assert_eq!(o.status, Status::Unknown);
     assert_eq!(
         pair.sent_by_ecr,
-        [Command::AUTHORISATION, Command::REPEAT_RECEIPT],
-        "one payment, one question"
+        [
+            Command::AUTHORISATION,
+            Command::REPEAT_RECEIPT,
+            Command::REPEAT_RECEIPT,
+            Command::REPEAT_RECEIPT
+        ],
+        "one payment, three questions"
+    );
+    assert!(
+        o.result_text
+            .as_deref()
+            .unwrap_or("")
+            .contains("3 requests"),
+        "{o:?}"
     );
 }
 
