@@ -240,6 +240,8 @@ where
     ecr.start(command, start.elapsed(), Some(wall_now()));
     let mut buf = vec![0u8; 4096];
     let mut outcome: Option<Outcome> = None;
+    let mut delivered_by: Option<Instant> = None;
+    let ecr_link = ecr.link_config();
     let mut closed = false;
     loop {
         let mut write_failed = false;
@@ -278,11 +280,21 @@ where
         }
         if outcome.is_none() {
             outcome = ecr.poll_outcome();
+            if outcome.is_some() {
+                // on a serial line the last acknowledgement may still wait for (or need
+                // a retransmission after) the terminal's link ACK: it is part of the
+                // command, the terminal holds the command open until it has it
+                let span = ecr_link.ack_timeout * (u32::from(ecr_link.max_retries) + 1);
+                delivered_by = Some(Instant::now() + span);
+            }
         }
-        if let Some(o) = outcome.take() {
-            // the last acknowledgement went out above; give the peer a moment to read it
-            let _ = stream.flush().await;
-            return Ok(o);
+        let delivered =
+            ecr.link_idle() || closed || delivered_by.is_some_and(|t| Instant::now() >= t);
+        if outcome.is_some() && delivered {
+            if let Some(o) = outcome.take() {
+                let _ = stream.flush().await;
+                return Ok(o);
+            }
         }
         if need_reconnect {
             let mut last_err = String::new();
@@ -314,7 +326,10 @@ where
             ecr.handle_link_down(start.elapsed());
             continue;
         }
-        let deadline = ecr.poll_timeout().map(|t| start + t);
+        let deadline = match (ecr.poll_timeout().map(|t| start + t), delivered_by) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if closed {
             if ecr.is_idle() {
                 anyhow::bail!("the connection closed and the register has no outcome");
@@ -345,6 +360,31 @@ where
 /// A blocking serial port (or pty) bridged to an async byte stream by two threads that
 /// end when the stream is dropped.
 pub fn bridge(port: Box<dyn serialport::SerialPort>, name: &str) -> anyhow::Result<DuplexStream> {
+    bridge_drained(port, name).map(|(stream, _)| stream)
+}
+
+/// Says when a bridge's writer thread has put every byte written to the stream on the
+/// port (after the stream was dropped). A program that exits right after its last write
+/// waits for it: the last bytes (a final `80 00`) would otherwise die with the process,
+/// and the device on the line would wait for them.
+pub struct Drained(std::sync::mpsc::Receiver<()>);
+
+impl Drained {
+    /// Waits, at most `within`, for the writer to finish; false when it did not.
+    pub fn wait(&self, within: Duration) -> bool {
+        !matches!(
+            self.0.recv_timeout(within),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
+    }
+}
+
+/// [`bridge`], with the signal that the writer finished.
+pub fn bridge_drained(
+    port: Box<dyn serialport::SerialPort>,
+    name: &str,
+) -> anyhow::Result<(DuplexStream, Drained)> {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let handle = tokio::runtime::Handle::current();
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let (mut from_port_rd, mut to_port_wr) = tokio::io::split(theirs);
@@ -397,12 +437,18 @@ pub fn bridge(port: Box<dyn serialport::SerialPort>, name: &str) -> anyhow::Resu
                 }
             }
             closed.store(true, Ordering::Relaxed);
+            let _ = done_tx.send(());
         })?;
-    Ok(ours)
+    Ok((ours, Drained(done_rx)))
 }
 
 /// Opens a serial port: `baud`, 8 data bits, no parity, 2 stop bits (the ZVT default).
 pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<DuplexStream> {
+    open_serial_drained(path, baud).map(|(stream, _)| stream)
+}
+
+/// [`open_serial`], with the signal that every byte written reached the port.
+pub fn open_serial_drained(path: &str, baud: u32) -> anyhow::Result<(DuplexStream, Drained)> {
     let port = serialport::new(path, baud)
         .data_bits(serialport::DataBits::Eight)
         .parity(serialport::Parity::None)
@@ -411,7 +457,7 @@ pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<DuplexStream> {
         .timeout(Duration::from_millis(50))
         .open()
         .map_err(|err| anyhow::anyhow!("cannot open serial port {path}: {err}"))?;
-    bridge(port, path)
+    bridge_drained(port, path)
 }
 
 /// A new pty pair: the master as an async stream, and the slave's path (what a cash

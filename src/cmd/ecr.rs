@@ -235,7 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         if let Some(path) = &args.serial {
             let name = path.display().to_string();
-            let mut stream = adapters::open_serial(&name, args.baud)?;
+            let (mut stream, drained) = adapters::open_serial_drained(&name, args.baud)?;
             if let Some(spec) = &args.faults {
                 stream = crate::faultlink::with_serial_faults(
                     stream,
@@ -246,8 +246,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     journal.clone(),
                 );
             }
-            adapters::run_ecr(
-                stream,
+            let outcome = adapters::run_ecr(
+                &mut stream,
                 &mut ecr,
                 command,
                 &journal,
@@ -255,7 +255,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 || async { anyhow::bail!("a serial line is not reconnected") },
                 on_event,
             )
-            .await
+            .await;
+            // the last acknowledgement must be on the line before the process ends, or
+            // the terminal waits for it and refuses the next session's command as busy
+            drop(stream);
+            let _ = tokio::task::spawn_blocking(move || drained.wait(Duration::from_secs(2))).await;
+            outcome
         } else {
             let addr = args.connect.clone().unwrap_or_default();
             let stream = net::connect(&addr, Duration::from_secs(10)).await?;

@@ -186,8 +186,9 @@ pub fn run_with(spec: RunSpec, extras: RunExtras) -> anyhow::Result<RunReport> {
             .fail_on_skipped()
             .with_writer(cucumber::writer::Normalize::new(collector))
             .before(|f, _r, s, world| {
-                let key = f.path.as_ref().map(|p| display_path(p)).unwrap_or_default();
-                world.scenario = format!("{key}:{} {}", s.position.line, s.name);
+                // not the path: a feature file moved or run from another directory keeps
+                // its scenarios' faults
+                world.scenario = format!("{}: {}:{}", f.name, s.name, s.position.line);
                 Box::pin(async {})
             })
             .after(move |f, _r, s, _ev, world| {

@@ -61,7 +61,7 @@ pub struct PosWorld {
     pub outcomes: Vec<Outcome>,
     /// Journal entries before this index are from earlier steps ("since" marks).
     pub mark: usize,
-    /// `path:line name` of the running scenario (set before its first step).
+    /// `feature: scenario:line` of the running scenario (set before its first step).
     pub scenario: String,
     seq: u32,
     /// The fault plan of a chaos run, applied as the scenario goes.
@@ -78,8 +78,9 @@ impl std::fmt::Debug for PosWorld {
 }
 
 /// The seed of one scenario's bench: the run's seed mixed with the scenario's identity
-/// (feature path, line and name), so that a scenario draws the same faults wherever it
-/// stands in the run and its replay command (`FILE:LINE --seed S`) repeats it exactly.
+/// (feature name, scenario name and line), so that a scenario draws the same faults
+/// wherever it stands in the run and wherever its file lies, and its replay command
+/// (`FILE:LINE --seed S`) repeats it exactly.
 /// The scenario's ordinal stands in when its identity is unknown.
 fn scenario_seed(seed: u64, scenario: &str, ordinal: u32) -> u64 {
     if scenario.is_empty() {
@@ -308,5 +309,23 @@ fn default_config() -> RunConfig {
         out: std::env::temp_dir().join("poslab-run"),
         params: serde_json::Map::new(),
         chaos: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scenario_seed;
+
+    #[test]
+    fn a_scenario_seed_follows_the_scenario_not_its_place_in_the_run() {
+        let key = "Serial line faults: A noisy line:76";
+        assert_eq!(scenario_seed(5, key, 0), scenario_seed(5, key, 17));
+        assert_ne!(scenario_seed(5, key, 0), scenario_seed(6, key, 0));
+        assert_ne!(
+            scenario_seed(5, key, 0),
+            scenario_seed(5, "Serial line faults: A noisy line:77", 0)
+        );
+        // without a name, the ordinal tells scenarios apart
+        assert_ne!(scenario_seed(5, "", 1), scenario_seed(5, "", 2));
     }
 }

@@ -820,6 +820,10 @@ impl Ecr {
     }
 
     /// True when every byte was handed out and nothing waits for a line acknowledgement.
+    pub fn link_config(&self) -> LinkConfig {
+        self.config.link
+    }
+
     pub fn link_idle(&self) -> bool {
         self.link.is_idle()
     }
