@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::process::{ProcessConfig, ProcessDut, Wiring};
+use super::process::{DutEvent, ProcessConfig, ProcessDut, Wiring};
 use crate::host::HostServer;
 use crate::journal::Journal;
 use crate::link::{BoxIo, Dialer, Incoming, Offer};
@@ -73,6 +73,10 @@ enum ReaderSide {
     /// A real terminal's own reader: cards are presented by hand (or by a robot).
     ByHand,
 }
+
+/// How long the bench's watchdog lets the embedded terminal's core stay stopped before
+/// it calls it a hang and resets the terminal (a spawned terminal's is in the bench file).
+pub const EMBEDDED_HANG_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct LiveBench {
     pub name: String,
@@ -828,32 +832,113 @@ impl LiveBench {
             Dut::Process(p) => {
                 p.power_cycle().await?;
             }
-            Dut::Embedded { task, token } => {
-                task.abort();
-                token.cancel();
-                let parts = self
-                    .embedded
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("no embedded terminal"))?;
-                let (dut, ecr_stream, pad_stream, reader_offer) =
-                    start_embedded(parts, &self.journal);
-                self.dut = dut;
-                self.ecr.replace(faulty_stream(
-                    ecr_stream,
-                    &self.links.ecr,
-                    &self.journal,
-                    true,
-                ));
-                self.pad.replace(pad_stream);
-                if let ReaderSide::Memory(o) = &self.reader {
-                    if let Ok(mut o) = o.lock() {
-                        *o = reader_offer;
-                    }
-                }
-            }
+            Dut::Embedded { .. } => self.restart_embedded()?,
         }
         self.journal.record("terminal", "power-restored", json!({}));
         Ok(())
+    }
+
+    /// Starts the embedded terminal afresh from its store (what survives a power cut or a
+    /// watchdog reset), with new links to the register, the keypad and the reader.
+    fn restart_embedded(&mut self) -> anyhow::Result<()> {
+        if let Dut::Embedded { task, token } = &self.dut {
+            task.abort();
+            token.cancel();
+        }
+        let parts = self
+            .embedded
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no embedded terminal"))?;
+        let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(parts, &self.journal);
+        self.dut = dut;
+        self.ecr.replace(faulty_stream(
+            ecr_stream,
+            &self.links.ecr,
+            &self.journal,
+            true,
+        ));
+        self.pad.replace(pad_stream);
+        if let ReaderSide::Memory(o) = &self.reader {
+            if let Ok(mut o) = o.lock() {
+                *o = reader_offer;
+            }
+        }
+        Ok(())
+    }
+
+    /// The terminal hangs: alive but stuck, it answers nobody any more. A spawned terminal
+    /// is stopped dead (SIGSTOP: its heartbeat stops too); the embedded one stops running
+    /// its core. Finding it is the watchdog's job ([`LiveBench::watchdog`]).
+    pub async fn hang(&mut self) -> anyhow::Result<()> {
+        self.journal.record("terminal", "hang-injected", json!({}));
+        match &mut self.dut {
+            Dut::Real(_) => anyhow::bail!("a real terminal cannot be made to hang from here"),
+            Dut::Process(p) => p.freeze().await?,
+            Dut::Embedded { task, .. } => task.abort(),
+        }
+        Ok(())
+    }
+
+    /// Waits, at most `within`, for the terminal's watchdog to find it hung and restart it,
+    /// and returns how long the terminal was silent. A spawned terminal is watched by its
+    /// supervisor (the bench file's `watchdog` and `restart`); the embedded one by the
+    /// bench: no sign of its core for [`EMBEDDED_HANG_TIMEOUT`] is a hang, and it is reset.
+    /// The register gives up the command it was running, as with a power cut.
+    pub async fn watchdog(&mut self, within: Duration) -> anyhow::Result<Duration> {
+        let deadline = tokio::time::Instant::now() + within;
+        let silent = match &mut self.dut {
+            Dut::Real(_) => anyhow::bail!("a real terminal's watchdog is its own"),
+            Dut::Process(p) => {
+                let mut events = p.subscribe();
+                let mut silent = None;
+                loop {
+                    let ev = tokio::time::timeout_at(deadline, events.recv())
+                        .await
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "the watchdog did not restart the terminal within {}",
+                                humantime::format_duration(within)
+                            )
+                        })?;
+                    match ev {
+                        Ok(DutEvent::Hung { silent: s, .. }) => silent = Some(s),
+                        Ok(DutEvent::Ready { .. }) if silent.is_some() => break,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(e) => anyhow::bail!("the terminal's supervisor ended: {e}"),
+                    }
+                }
+                silent.unwrap_or_default()
+            }
+            Dut::Embedded { task, .. } => {
+                let mut last_alive = tokio::time::Instant::now();
+                loop {
+                    if !task.is_finished() {
+                        last_alive = tokio::time::Instant::now();
+                    } else if last_alive.elapsed() >= EMBEDDED_HANG_TIMEOUT {
+                        break;
+                    }
+                    anyhow::ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "the watchdog did not restart the terminal within {}",
+                        humantime::format_duration(within)
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let silent = last_alive.elapsed();
+                self.journal.record(
+                    "terminal",
+                    "hang",
+                    json!({"silent_ms": silent.as_millis() as u64, "watchdog": "bench"}),
+                );
+                self.restart_embedded()?;
+                self.journal
+                    .record("terminal", "watchdog-restart", json!({}));
+                silent
+            }
+        };
+        self.ecr.abandon();
+        Ok(silent)
     }
 
     /// Loads another terminal master key into the embedded terminal (as a key-loading

@@ -315,6 +315,9 @@ impl Wiring {
 
 enum Command {
     PowerCycle(oneshot::Sender<Result<(), DutError>>),
+    /// Stops the program dead (SIGSTOP to its process group) without ending it: a hang,
+    /// for the watchdog to find.
+    Freeze(oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -415,6 +418,22 @@ impl ProcessDut {
             Err(DutError::Supervisor {
                 node: self.node.clone(),
             })
+        })
+    }
+
+    /// Freezes the running program (a hang: it stays alive and says nothing more); the
+    /// watchdog, when the node has one, takes the silence for a hang, kills it and applies
+    /// the restart policy.
+    pub async fn freeze(&self) -> Result<(), DutError> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::Freeze(reply))
+            .await
+            .map_err(|_| DutError::Supervisor {
+                node: self.node.clone(),
+            })?;
+        done.await.map_err(|_| DutError::Supervisor {
+            node: self.node.clone(),
         })
     }
 
@@ -592,6 +611,11 @@ impl Supervisor {
                             }
                             continue;
                         }
+                        Some(Command::Freeze(reply)) => {
+                            // nothing runs to freeze; the restart goes ahead
+                            let _ = reply.send(());
+                            continue;
+                        }
                         Some(Command::Stop(reply)) => {
                             if let Some(old) = waiting.take() {
                                 let _ = old.send(Err(err));
@@ -617,14 +641,22 @@ impl Supervisor {
                 let _ = reply.send(Err(err));
             }
             // down: only a power cycle brings it back
-            match commands.recv().await {
-                Some(Command::PowerCycle(reply)) => waiting = Some(reply),
-                Some(Command::Stop(reply)) => {
-                    let _ = self.status.send(Status::Stopped);
-                    let _ = reply.send(());
-                    return;
+            loop {
+                match commands.recv().await {
+                    Some(Command::PowerCycle(reply)) => {
+                        waiting = Some(reply);
+                        break;
+                    }
+                    Some(Command::Freeze(reply)) => {
+                        let _ = reply.send(());
+                    }
+                    Some(Command::Stop(reply)) => {
+                        let _ = self.status.send(Status::Stopped);
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
                 }
-                None => return,
             }
         }
     }
@@ -717,6 +749,11 @@ impl Supervisor {
                         kill_group(&mut child).await;
                         break Ended::PowerCycle(reply);
                     }
+                    Some(Command::Freeze(reply)) => {
+                        freeze_group(&child);
+                        self.record("frozen", json!({"generation": generation, "pid": pid}));
+                        let _ = reply.send(());
+                    }
                     Some(Command::Stop(reply)) => {
                         kill_group(&mut child).await;
                         break Ended::Stop(Some(reply));
@@ -778,6 +815,17 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// SIGKILL to the whole process group (a `sh -c` wrapper and its children), then reap.
+/// Stops every process of the child's group (SIGSTOP): alive, silent, deaf. SIGKILL still
+/// ends them ([`kill_group`]).
+fn freeze_group(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        // SAFETY: sending a signal to a process group we created (process_group(0)).
+        unsafe {
+            libc::kill(-pid, libc::SIGSTOP);
+        }
+    }
+}
+
 async fn kill_group(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
         // SAFETY: sending a signal to a process group we created (process_group(0)).

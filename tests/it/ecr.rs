@@ -341,13 +341,15 @@ async fn money_safety_the_link_drops_the_final_answer_and_the_ecr_recovers_witho
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 }
 
-/// The `zvt` crate (crates.io, EVerest/qwello) as an independent ECR: registration and an
-/// authorisation against poslab's terminal role, parsed with its own packet definitions.
+/// The `zvt` crate (crates.io, EVerest/qwello) as an independent ECR: registration, an
+/// authorisation and the end of day (its report as a 06 D3 text block) against poslab's
+/// terminal role, parsed with its own packet definitions.
 mod zvt_crate_peer {
     use super::*;
     use zvt as zvt_builder; // the derive macro names the builder crate; zvt re-exports it
     use zvt::sequences::{
-        read_packet_async, write_with_ack_async, AuthorizationResponse, Registration, Sequence,
+        read_packet_async, write_with_ack_async, AuthorizationResponse, EndOfDay, EndOfDayResponse,
+        Registration, Sequence,
     };
     use zvt::{encoding, length, packets, Zvt, ZvtParser, ZvtSerializer};
 
@@ -441,8 +443,39 @@ mod zvt_crate_peer {
             printed.iter().any(|l| l.contains(PAN_MASKED)),
             "{printed:?}"
         );
+        // the end of day through the crate's own sequence: the day's report arrives as
+        // a 06 D3 text block (an administration receipt) that the crate parses
+        {
+            use futures::StreamExt;
+            let eod = packets::EndOfDay { password: 123456 };
+            let mut stream = EndOfDay::into_stream(&eod, &mut socket);
+            let mut blocks = Vec::new();
+            let mut completed = false;
+            while let Some(item) = stream.next().await {
+                match item.expect("the zvt crate parses poslab's end-of-day answers") {
+                    EndOfDayResponse::PrintTextBlock(b) => blocks.push(b),
+                    EndOfDayResponse::CompletionData(_) => completed = true,
+                    EndOfDayResponse::Abort(a) => panic!("end of day aborted: {a:?}"),
+                    _ => {}
+                }
+            }
+            assert!(completed, "the end of day completed");
+            let block = blocks
+                .first()
+                .and_then(|b| b.tlv.as_ref())
+                .expect("a text block");
+            assert_eq!(block.receipt_type, Some(3), "an administration receipt");
+            let lines = block.lines.as_ref().expect("lines");
+            assert!(lines.lines.iter().any(|l| l == "END OF DAY"), "{lines:?}");
+            assert!(
+                lines.lines.iter().any(|l| l == "AMOUNT EUR 42.50"),
+                "{lines:?}"
+            );
+            assert_eq!(lines.eol, Some(0xFF));
+        }
         drop(socket);
         assert_eq!(shared.lock().await.app().count("authorise"), 1);
+        assert_eq!(shared.lock().await.app().count("end_of_day"), 1);
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }

@@ -49,13 +49,29 @@ pub struct Config {
 }
 
 /// Settings of the security module ([`crate::CryptoSecurity`]).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Online PIN: translate the terminal's PIN block into the issuer's zone, then verify
     /// it there (as the issuer would). Absent: verified under the terminal's PIN key.
     #[serde(default)]
     pub pin_translation: Option<PinTranslationConfig>,
+    /// The response code for a request whose MAC is missing or wrong (`A0` unless told).
+    #[serde(default = "code_a0")]
+    pub mac_failure: ResponseCode,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            pin_translation: None,
+            mac_failure: code_a0(),
+        }
+    }
+}
+
+fn code_a0() -> ResponseCode {
+    ResponseCode(*b"A0")
 }
 
 /// The issuer zone online PIN blocks are translated to.

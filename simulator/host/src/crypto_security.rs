@@ -157,6 +157,7 @@ impl CryptoSecurity {
 
     /// The issuer zone of the configuration (see the module docs).
     pub fn configure_zone(&mut self, config: &SecurityConfig) -> Result<(), String> {
+        self.mac_failure = config.mac_failure;
         self.issuer_zone = None;
         let Some(t) = &config.pin_translation else {
             return Ok(());

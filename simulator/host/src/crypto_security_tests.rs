@@ -160,6 +160,30 @@ fn a_correct_mac_is_accepted_and_the_answer_is_maced_a_wrong_one_gets_a0() {
     assert_eq!(code(&h.handle(&changed, &ctx(3))), "A0");
 }
 
+/// The code for a bad MAC is the configuration's (`security.mac_failure`), here `63`
+/// (security violation) instead of the default `A0`.
+#[test]
+fn the_code_for_a_wrong_mac_comes_from_the_configuration() {
+    let default = include_str!("../../../scenarios/host/default.yaml");
+    assert!(default.contains("mac_failure: \"A0\""));
+    let text = default.replace("mac_failure: \"A0\"", "mac_failure: \"63\"");
+    let config = Config::from_yaml(&text, "default.yaml").unwrap();
+    let mut h = Host::new(config);
+    h.set_security(Box::new(CryptoSecurity::from_key_file(&keys(), 7).unwrap()));
+    let (_, mk) = exchange(&mut h);
+    let mut bad = sale(3);
+    let mut m = mac(&mk, &bad);
+    m[0] ^= 1;
+    bad.set(64, Field::Binary(m));
+    let d = h.handle(&bad, &ctx(2));
+    assert_eq!(code(&d), "63");
+    assert!(
+        d.notes.iter().any(|n| n == "security check failed: 63"),
+        "{:?}",
+        d.notes
+    );
+}
+
 #[test]
 fn a_mac_before_key_exchange_is_checked_with_the_zak() {
     let mut h = host();

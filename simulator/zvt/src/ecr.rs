@@ -568,8 +568,15 @@ impl Ecr {
                         poslab_sensitive::mask_digit_runs(&String::from_utf8_lossy(&text)),
                     ),
                     Message::PrintTextBlock(fields) => {
-                        for b in fields.bmps() {
-                            target.receipt_lines.push(b.render());
+                        match crate::message::text_block_lines(&fields) {
+                            Some((_, lines)) => target
+                                .receipt_lines
+                                .extend(lines.iter().map(|l| poslab_sensitive::mask_digit_runs(l))),
+                            None => {
+                                for b in fields.bmps() {
+                                    target.receipt_lines.push(b.render());
+                                }
+                            }
                         }
                     }
                     Message::Completion(data) => {

@@ -429,6 +429,47 @@ impl Serialize for Message {
     }
 }
 
+/// `06 D3` print text block: one TLV container (BMP 06) holding the receipt type
+/// (tag `1F07`: 1 merchant, 2 customer, 3 administration) and the lines (tag `25`, one tag
+/// `07` per line, then tag `09` `FF`, end of the receipt), as the zvt crate and real
+/// terminals lay it out. Lines are sent in Latin-1; other characters become `?`.
+pub fn text_block(receipt_type: u8, lines: &[String]) -> Fields {
+    use poslab_tlv::Tlv;
+    let mut rows: Vec<Tlv> = lines
+        .iter()
+        .map(|l| {
+            let bytes: Vec<u8> = l
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                .collect();
+            Tlv::primitive(0x07u32, bytes)
+        })
+        .collect();
+    rows.push(Tlv::primitive(0x09u32, vec![0xFF]));
+    let container = poslab_tlv::encode(&[
+        Tlv::primitive(0x1F07u32, vec![receipt_type]),
+        Tlv::constructed(0x25u32, rows),
+    ]);
+    Fields::new().with(crate::bmp::Bmp::new(0x06, container))
+}
+
+/// The receipt type and lines of a `06 D3` text block ([`text_block`]); `None` when it
+/// carries no TLV container with lines.
+pub fn text_block_lines(fields: &Fields) -> Option<(Option<u8>, Vec<String>)> {
+    let container = poslab_tlv::parse(&fields.get(0x06)?.value).ok()?;
+    let receipt_type = poslab_tlv::find(&container, 0x1F07u32)
+        .and_then(|t| t.bytes())
+        .and_then(|b| b.first().copied());
+    let lines = poslab_tlv::find(&container, 0x25u32)?
+        .children()
+        .iter()
+        .filter(|t| t.tag == poslab_tlv::Tag(0x07))
+        .filter_map(|t| t.bytes())
+        .map(|b| b.iter().map(|&c| char::from(c)).collect())
+        .collect();
+    Some((receipt_type, lines))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +477,21 @@ mod tests {
 
     fn rt(m: &Message) -> Message {
         Message::from_apdu(&m.to_apdu()).unwrap()
+    }
+
+    #[test]
+    fn a_text_block_carries_its_lines_in_a_tlv_container() {
+        let lines = vec!["END OF DAY".to_string(), "TOTAL EUR 5.00".to_string()];
+        let m = Message::PrintTextBlock(text_block(3, &lines));
+        let apdu = m.to_apdu();
+        // BMP 06, BER length, then 1F07 01 03 and 25 ...
+        assert_eq!(apdu.data.first(), Some(&0x06));
+        assert_eq!(apdu.data.get(2..6), Some(&[0x1F, 0x07, 0x01, 0x03][..]));
+        let back = Message::from_apdu(&apdu).unwrap();
+        let Message::PrintTextBlock(fields) = back else {
+            panic!("{back:?}")
+        };
+        assert_eq!(text_block_lines(&fields), Some((Some(3), lines)));
     }
 
     #[test]

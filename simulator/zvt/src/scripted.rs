@@ -617,7 +617,18 @@ impl PaymentApplication for ScriptedApplication {
         if record.result.is_success() {
             self.batch_start = self.history.len();
         }
-        Reply::for_record(&record, Self::before(&answer))
+        // the day's report comes as one text block (06 D3, an administration receipt),
+        // as many terminals print it, not line by line
+        let mut reply = Reply::for_record(&record, Self::before(&answer));
+        for step in &mut reply.steps {
+            if let Step::Print(lines) = step {
+                *step = Step::PrintTextBlock {
+                    receipt_type: 3,
+                    lines: std::mem::take(lines),
+                };
+            }
+        }
+        reply
     }
 
     fn abort(&mut self, _ctx: &Context) -> bool {

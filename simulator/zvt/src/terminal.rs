@@ -166,6 +166,12 @@ pub enum Step {
         attribute: u8,
         text: String,
     },
+    /// One `06 D3` print text block with all the lines of a receipt
+    /// ([`crate::message::text_block`]).
+    PrintTextBlock {
+        receipt_type: u8,
+        lines: Vec<String>,
+    },
     /// `06 0F` with these data bytes; ends the command.
     Complete(Vec<u8>),
     /// `06 1E` with this result code; ends the command.
@@ -593,6 +599,10 @@ impl<A: PaymentApplication> Terminal<A> {
                     attribute,
                     text: text.into_bytes(),
                 },
+                Step::PrintTextBlock {
+                    receipt_type,
+                    lines,
+                } => Message::PrintTextBlock(crate::message::text_block(receipt_type, &lines)),
                 Step::Complete(data) => {
                     self.steps.clear();
                     Message::Completion(data)

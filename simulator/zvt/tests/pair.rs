@@ -494,6 +494,17 @@ fn refund_reversal_end_of_day_status_and_log_off() {
         Some(500),
         "1000 purchase - 500 refund; the reversed one excluded"
     );
+    // the report came as one 06 D3 text block, its lines taken out of the TLV container
+    assert!(
+        eod.receipt_lines.iter().any(|l| l == "END OF DAY"),
+        "{:?}",
+        eod.receipt_lines
+    );
+    assert!(
+        eod.receipt_lines.iter().any(|l| l == "AMOUNT EUR 5.00"),
+        "{:?}",
+        eod.receipt_lines
+    );
     let st = pair.run(EcrCommand::Status, None);
     assert_eq!(st.status, Status::Success);
     assert!(st.completion.unwrap().starts_with("software poslab-zvt"));

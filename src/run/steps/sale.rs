@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cucumber::when;
+use cucumber::{then, when};
 use poslab_emv::profile::Interface;
 use poslab_terminal::keypad::Key;
 use poslab_zvt::ecr::EcrCommand;
@@ -156,6 +156,37 @@ async fn power_loss(w: &mut PosWorld) {
         .power_cycle()
         .await
         .unwrap_or_else(|e| panic!("power cycle: {e:#}"));
+}
+
+#[when(expr = "the terminal hangs")]
+async fn hangs(w: &mut PosWorld) {
+    w.bench()
+        .await
+        .hang()
+        .await
+        .unwrap_or_else(|e| panic!("hang: {e:#}"));
+}
+
+/// The watchdog finds the hung terminal and restarts it; the register's command dies with
+/// the terminal's answer, as with a power cut.
+#[then(regex = r"^the watchdog restarts the terminal within (\d+) (seconds|minutes?)$")]
+async fn watchdog_restarts(w: &mut PosWorld, n: u64, unit: String) {
+    let within = Duration::from_secs(if unit.starts_with("minute") {
+        n * 60
+    } else {
+        n
+    });
+    w.pending = None;
+    let silent = w
+        .bench()
+        .await
+        .watchdog(within)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", w.excerpt(20)));
+    assert!(
+        silent > Duration::ZERO,
+        "the watchdog restarted a terminal that was not silent"
+    );
 }
 
 #[when(
