@@ -143,6 +143,9 @@ impl Driver {
         if let Ok(f) = bench.host_link_faults() {
             f.clear();
         }
+        if let Ok(f) = bench.link_faults("ecr") {
+            f.clear();
+        }
         use poslab_escpos::device::FaultKind;
         for item in &self.applied {
             if let Fault::Printer { printer } = &item.fault {
@@ -164,12 +167,13 @@ async fn apply(bench: &mut LiveBench, item: &PlanItem) -> anyhow::Result<()> {
             let (link, toxic) = item
                 .toxic_json()
                 .ok_or_else(|| anyhow::anyhow!("not a link fault"))?;
-            if link != "host" {
-                anyhow::bail!("link {link}: chaos plans fault the host link only");
-            }
             let spec = poslab_faults::ToxicSpec::from_value(&toxic)
                 .map_err(|e| anyhow::anyhow!("{toxic}: {e}"))?;
-            bench.host_link_faults()?.add(spec);
+            match link.as_str() {
+                "host" => bench.host_link_faults()?.add(spec),
+                "ecr" => bench.link_faults("ecr")?.add(spec),
+                other => anyhow::bail!("link {other}: chaos plans fault the host and ecr links"),
+            }
             Ok(())
         }
         Fault::Printer { printer } => {
@@ -179,6 +183,13 @@ async fn apply(bench: &mut LiveBench, item: &PlanItem) -> anyhow::Result<()> {
             bench.printer_fault(fault).await
         }
         Fault::PowerLoss => bench.power_cycle().await,
+        Fault::Hang => {
+            bench.hang().await?;
+            bench
+                .watchdog(std::time::Duration::from_secs(300))
+                .await
+                .map(|_| ())
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Fault {
     Printer { printer: String },
     /// The terminal loses power (and is started again) at that moment.
     PowerLoss,
+    /// The terminal hangs at that moment; the watchdog finds it and restarts it.
+    Hang,
 }
 
 impl std::fmt::Display for PlanItem {
@@ -48,6 +50,7 @@ impl std::fmt::Display for PlanItem {
             Fault::Link { link, toxic } => write!(f, "#{} {link} link {toxic} {when}", self.id),
             Fault::Printer { printer } => write!(f, "#{} printer {printer} {when}", self.id),
             Fault::PowerLoss => write!(f, "#{} power loss {when}", self.id),
+            Fault::Hang => write!(f, "#{} terminal hang {when}", self.id),
         }
     }
 }
@@ -89,15 +92,16 @@ fn stream(rng: &mut Rng) -> &'static str {
 }
 
 /// A random fault plan of 1 to `max_items` items: faults on the terminal->host link
-/// (latency, loss, black hole, reset, cut), printer faults and power loss, each from the
-/// start or from a host message on.
+/// (latency, loss, black hole, reset, cut), bit errors on the cash register's serial line,
+/// printer faults, power loss and a hung terminal, each from the start or from a host
+/// message on.
 pub fn generate(seed: u64, max_items: u32) -> FaultPlan {
     let mut rng = Rng::new(seed);
     let n = rng.range(1, u64::from(max_items.max(1)));
     let mut items = Vec::new();
     for id in 0..n as u32 {
         let after_host_messages = rng.range(0, 4) as u32;
-        let fault = match rng.range(0, 9) {
+        let fault = match rng.range(0, 10) {
             0 | 1 => Fault::Link {
                 link: "host".into(),
                 toxic: json!({"type": "loss", "stream": stream(&mut rng),
@@ -132,11 +136,18 @@ pub fn generate(seed: u64, max_items: u32) -> FaultPlan {
                     _ => format!("paper-out-after={}", rng.range(5, 60)),
                 },
             },
-            _ => Fault::PowerLoss,
+            8 => Fault::PowerLoss,
+            9 => Fault::Link {
+                link: "ecr".into(),
+                toxic: json!({"type": "bit_errors", "stream": stream(&mut rng),
+                    "attributes": {"probability": rng.range(2, 12) as f64 / 1000.0}}),
+            },
+            _ => Fault::Hang,
         };
         let after_host_messages = match fault {
-            // a power loss from the bench's start would only restart a terminal at rest
-            Fault::PowerLoss => after_host_messages.max(1),
+            // a power loss or a hang from the bench's start would only restart a
+            // terminal at rest
+            Fault::PowerLoss | Fault::Hang => after_host_messages.max(1),
             _ => after_host_messages,
         };
         items.push(PlanItem {
@@ -208,7 +219,7 @@ mod tests {
             assert_eq!(back, plan);
             for item in &plan.items {
                 if let Some((link, toxic)) = item.toxic_json() {
-                    assert_eq!(link, "host");
+                    assert!(link == "host" || link == "ecr", "{link}");
                     let spec = poslab_faults::ToxicSpec::from_value(&toxic)
                         .unwrap_or_else(|e| panic!("seed {seed}: {toxic}: {e}"));
                     assert_eq!(spec.name, format!("chaos{}", item.id));
@@ -216,7 +227,7 @@ mod tests {
                 if let Fault::Printer { printer } = &item.fault {
                     poslab_escpos::parse_faults(printer).unwrap();
                 }
-                if item.fault == Fault::PowerLoss {
+                if item.fault == Fault::PowerLoss || item.fault == Fault::Hang {
                     assert!(item.after_host_messages >= 1);
                 }
             }
