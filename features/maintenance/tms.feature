@@ -126,6 +126,17 @@ Feature: Maintenance by the terminal management system
     And the terminal reported firmware "1.0.0" to the TMS
     And the terminal never showed "SOFTWARE UPDATED"
 
+  Scenario: A package whose manifest names another version than its image is refused
+    Given the bench "default"
+    And the terminal has signed on
+    When the TMS offers its package as version "1.2.0"
+    And the TMS releases firmware "1.1.0" to the terminal
+    And the operator calls the TMS
+    Then the terminal shows "UPDATE REJECTED"
+    And the TMS recorded the install of "1.2.0" as "rejected-version"
+    And the terminal reported firmware "1.0.0" to the TMS
+    And the terminal never showed "SOFTWARE UPDATED"
+
   Scenario: The TMS is down: the call fails, sales go on, the next call after it is back succeeds
     Given the bench "default"
     And the terminal has signed on

@@ -123,6 +123,9 @@ pub enum UpdateResult {
         package: String,
         version: String,
         why: String,
+        /// What failed: [`FirmwareError::reason`].
+        #[serde(default)]
+        reason: String,
     },
     /// The new image failed its health check (or its trial was interrupted); the old one
     /// runs again.
@@ -181,8 +184,25 @@ pub enum FirmwareError {
     Signature(String),
     #[error("image header: {0}")]
     Header(String),
+    #[error("the image is version {image}, its package says {package}")]
+    Version { image: String, package: String },
     #[error("an update is being installed (phase {0})")]
     Busy(String),
+}
+
+impl FirmwareError {
+    /// What failed, in the words of the install report: `digest` (the bytes are not the
+    /// signed ones: wrong SHA-256 or length), `signature`, `version` (the image is not
+    /// the version its manifest names), `header` or `other`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FirmwareError::Truncated { .. } | FirmwareError::Digest { .. } => "digest",
+            FirmwareError::Signature(_) => "signature",
+            FirmwareError::Version { .. } => "version",
+            FirmwareError::Header(_) => "header",
+            _ => "other",
+        }
+    }
 }
 
 /// The two slots and the update in progress: the part of the terminal's state file that
@@ -388,6 +408,7 @@ impl Firmware {
                     package: d.package.id.clone(),
                     version: d.package.version.clone(),
                     why: e.to_string(),
+                    reason: e.reason().to_string(),
                 });
                 Err(e)
             }
@@ -448,10 +469,10 @@ pub fn verify(d: &Download, public_key_hex: &str) -> Result<(String, bool), Firm
     let (_, version, healthy) = package::image_header(&d.data)
         .ok_or_else(|| FirmwareError::Header("no POSLAB-IMAGE header".into()))?;
     if version != d.package.version {
-        return Err(FirmwareError::Header(format!(
-            "image says version {version}, the package {}",
-            d.package.version
-        )));
+        return Err(FirmwareError::Version {
+            image: version,
+            package: d.package.version.clone(),
+        });
     }
     Ok((version, healthy))
 }
@@ -715,7 +736,13 @@ mod tests {
         fw.offer(PackageInfo::from(&m)).unwrap();
         fw.chunk(0, &image).unwrap();
         let e = fw.install(&key()).unwrap_err();
-        assert!(matches!(e, FirmwareError::Header(_)), "{e}");
+        assert!(matches!(e, FirmwareError::Version { .. }), "{e}");
+        assert_eq!(e.reason(), "version");
+        assert!(
+            matches!(&fw.result, Some(UpdateResult::Rejected { reason, .. }) if reason == "version"),
+            "{:?}",
+            fw.result
+        );
         let info: PackageInfo =
             serde_json::from_str(&serde_json::to_string(&PackageInfo::from(&m)).unwrap()).unwrap();
         assert_eq!(info.manifest(), Some(m));

@@ -149,7 +149,7 @@ async fn release(w: &mut PosWorld, version: String, fails: String) {
 }
 
 #[when(
-    regex = r#"^the TMS (signs its packages with the wrong key|drops the link at (\d+) % of the download|flips the byte at offset (\d+) of its image|serves its image cut to (\d+) bytes|sends the (tmk|pin|mac|data|ipek) key with a wrong check value)$"#
+    regex = r#"^the TMS (signs its packages with the wrong key|drops the link at (\d+) % of the download|flips the byte at offset (\d+) of its image|serves its image cut to (\d+) bytes|sends the (tmk|pin|mac|data|ipek) key with a wrong check value|offers its package as version "([^"]+)")$"#
 )]
 async fn tms_fault(
     w: &mut PosWorld,
@@ -158,6 +158,7 @@ async fn tms_fault(
     offset: String,
     cut: String,
     usage: String,
+    version: String,
 ) {
     let d = tms(w).await;
     let number = |s: &str, what: &str| -> u64 {
@@ -172,6 +173,8 @@ async fn tms_fault(
         FaultKind::CorruptChunk(number(&offset, "the offset"))
     } else if what.starts_with("serves") {
         FaultKind::TruncatedImage(number(&cut, "the length"))
+    } else if what.starts_with("offers") {
+        FaultKind::WrongVersion(version)
     } else {
         FaultKind::WrongKcv(usage)
     };

@@ -94,15 +94,15 @@ fn report_of(r: &UpdateResult) -> InstallReport {
             package,
             version,
             why,
+            reason,
         } => InstallReport {
             package: package.clone(),
             version: version.clone(),
-            outcome: if why.contains("sha-256") {
-                InstallOutcome::RejectedDigest
-            } else if why.contains("signature") {
-                InstallOutcome::RejectedSignature
-            } else {
-                InstallOutcome::Failed
+            outcome: match reason.as_str() {
+                "digest" => InstallOutcome::RejectedDigest,
+                "signature" => InstallOutcome::RejectedSignature,
+                "version" => InstallOutcome::RejectedVersion,
+                _ => InstallOutcome::Failed,
             },
             detail: why.clone(),
         },
