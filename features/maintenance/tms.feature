@@ -47,6 +47,46 @@ Feature: Maintenance by the terminal management system
     When the operator calls the TMS
     Then the terminal reported firmware "1.0.0" and parameters "2" to the TMS
 
+  Scenario: CA public keys come with the parameters; a withdrawn key fails offline data authentication
+    Given the bench "default"
+    And the terminal has signed on
+    When the TMS publishes parameters version "3" without the CA key "F1" of RID "A000000003"
+    And the operator calls the TMS
+    Then the TMS sent parameters version "3"
+    When the cashier starts a purchase of 42.50 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And offline data authentication by DDA failed and the host saw TVR "0800000000"
+    When the cashier starts a purchase of 25.00 EUR
+    And the cardholder inserts card "mastercard-debit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And offline data authentication by CDA succeeded and the host saw TVR "0000000000"
+
+  Scenario: A CA key past its expiry is not used
+    Given the bench "default"
+    And the terminal has signed on
+    When the TMS publishes parameters version "3" with an expired CA key "F1" of RID "A000000003"
+    And the operator calls the TMS
+    Then the TMS sent parameters version "3"
+    When the cashier starts a purchase of 42.50 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And offline data authentication by DDA failed and the host saw TVR "0800000000"
+
+  Scenario: A CA key with a wrong check sum: the whole set is refused, the TMS is told why
+    Given the bench "default"
+    And the terminal has signed on
+    When the TMS publishes parameters version "4" with a wrong check sum on the CA key "F1" of RID "A000000003"
+    And the operator calls the TMS
+    Then the terminal shows "PARAMETERS REJECTED"
+    When the operator calls the TMS
+    Then the terminal told the TMS it refused parameters "4" because "check sum"
+    And the terminal reported firmware "1.0.0" and parameters "1" to the TMS
+    When the cashier starts a purchase of 42.50 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And offline data authentication by DDA succeeded and the host saw TVR "0000000000"
+
   @smoke
   Scenario: A firmware update is verified, installed, checked and committed
     Given the bench "default"

@@ -3,7 +3,8 @@
 //! are `poslab_emv::oda_terminal`; this is the dialogue with the card and the journal:
 //!
 //! - after READ RECORD: SDA, DDA (INTERNAL AUTHENTICATE with the DDOL data) or the
-//!   certificate half of CDA, from the CA keys the terminal holds (the test CAs of
+//!   certificate half of CDA, from the CA keys the terminal holds (its parameters'
+//!   `ca_keys` as the TMS sent them, expired ones left out; by default the test CAs of
 //!   `fixtures/keys/oda-test-keys.yaml`), TVR byte 1 set (`95`), journaled as
 //!   `terminal`/`oda` with the method, the TVR and why it failed;
 //! - terminal action analysis before the first GENERATE AC: TVR against the issuer's
@@ -29,8 +30,8 @@ use poslab_terminal::emv::{Cryptogram, TagValues};
 /// 3 bit 8). Everything else is left to the issuer's codes and the host.
 pub(super) const TAC_DENIAL: [u8; 5] = [0x00, 0x00, 0x80, 0x00, 0x00];
 
-/// The CA public keys the terminal holds (parsed once).
-fn ca_keys() -> &'static [CaKey] {
+/// The built-in test CA keys (parsed once).
+fn test_ca_keys() -> &'static [CaKey] {
     static KEYS: std::sync::OnceLock<Vec<CaKey>> = std::sync::OnceLock::new();
     KEYS.get_or_init(oda::test_ca_keys)
 }
@@ -99,7 +100,20 @@ impl Core {
             icc_exponent: get(0x9F47),
             static_data: &static_data,
         };
-        let mut plan = oda_terminal::prepare(&card, ca_keys());
+        let from_params;
+        let keys = match &self.cfg.params.ca_keys {
+            None => test_ca_keys(),
+            Some(list) => {
+                // a set with a bad key was refused whole; an expired key is not used
+                from_params = list
+                    .iter()
+                    .filter(|k| !k.expired(today_yymm))
+                    .filter_map(|k| k.key().ok())
+                    .collect::<Vec<_>>();
+                &from_params
+            }
+        };
+        let mut plan = oda_terminal::prepare(&card, keys);
         if plan.method == OdaMethod::Dda && !plan.failed() {
             let ddol = values
                 .get(0x9F49)

@@ -560,6 +560,12 @@ pub mod keyfile {
     }
 }
 
+/// A CA public key's check sum (EMV Book 2, 11.2.2): SHA-1 over its RID, index, modulus
+/// and exponent. Terminals keep it with the key and check it when the key is loaded.
+pub fn ca_key_checksum(rid: &[u8], index: u8, modulus: &[u8], exponent: &[u8]) -> [u8; 20] {
+    sha1(&[rid, &[index], modulus, exponent])
+}
+
 /// The test keys file, embedded (the terminal's default CA keys come from it).
 pub const TEST_KEYS: &str = include_str!("../../../fixtures/keys/oda-test-keys.yaml");
 

@@ -54,6 +54,10 @@ pub struct Params {
     /// told did not happen. Money-unsafe by design; never set it on a real terminal.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unsafe_no_reversal: bool,
+    /// The CA public keys offline data authentication uses (by RID and index). Absent:
+    /// the test CAs of `fixtures/keys/oda-test-keys.yaml`; the TMS sends them with its
+    /// parameters, and a list without a key withdraws it.
+    pub ca_keys: Option<Vec<CaPublicKey>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,11 +104,26 @@ impl Default for Params {
             mac: true,
             tms_interval_ms: 0,
             unsafe_no_reversal: false,
+            ca_keys: None,
         }
     }
 }
 
 impl Params {
+    /// The CA public keys in force: the parameters' or the built-in test CAs.
+    pub fn ca_public_keys(&self) -> Vec<CaPublicKey> {
+        self.ca_keys.clone().unwrap_or_else(CaPublicKey::test_keys)
+    }
+
+    /// Whether the set can be taken as a whole: every CA key parses and its check sum
+    /// (when given) is right. A terminal refuses a set that fails, and keeps the old one.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, k) in self.ca_keys.iter().flatten().enumerate() {
+            k.key().map_err(|e| format!("ca_keys[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// `minor` units as text with the currency's exponent: 4250 → "42.50".
     pub fn format_amount(&self, minor: u64) -> String {
         format_amount(minor, self.currency_exponent)
@@ -176,5 +195,167 @@ mod tests {
         fn amount_text_round_trips(minor in 0u64..1_000_000_000_000, exp in 0u8..4) {
             prop_assert_eq!(parse_amount(&format_amount(minor, exp), exp), Some(minor));
         }
+    }
+}
+
+/// A CA public key as a terminal's parameters carry it (EMV Book 2, 11.2.2): RID, index,
+/// expiry, modulus, exponent and the SHA-1 check sum over RID, index, modulus and
+/// exponent, all hex. Public material: it is printed as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaPublicKey {
+    pub rid: String,
+    pub index: String,
+    /// YYMMDD (or YYYYMMDD): the key is used through the end of that month.
+    pub expiry: String,
+    pub exponent: String,
+    pub modulus: String,
+    /// Empty: not checked.
+    #[serde(default)]
+    pub checksum: String,
+}
+
+impl CaPublicKey {
+    /// The key, once its fields and its check sum are right.
+    pub fn key(&self) -> Result<poslab_emv::oda::CaKey, String> {
+        let bytes = |field: &str, v: &str| {
+            hex::decode(v.trim()).map_err(|_| format!("{field}: expected hex bytes, got {v:?}"))
+        };
+        let rid = bytes("rid", &self.rid)?;
+        let rid: [u8; 5] = rid
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("rid: 5 bytes expected, got {}", rid.len()))?;
+        let index = match bytes("index", &self.index)?.as_slice() {
+            [i] => *i,
+            other => return Err(format!("index: 1 byte expected, got {}", other.len())),
+        };
+        self.expiry_yymm()?;
+        let modulus = bytes("modulus", &self.modulus)?;
+        let exponent = bytes("exponent", &self.exponent)?;
+        if !self.checksum.trim().is_empty() {
+            let want = bytes("checksum", &self.checksum)?;
+            let have = poslab_emv::oda::ca_key_checksum(&rid, index, &modulus, &exponent);
+            if want != have {
+                return Err(format!(
+                    "key {} {:02X}: check sum {} does not match the key (SHA-1 {})",
+                    self.rid.to_ascii_uppercase(),
+                    index,
+                    self.checksum.trim().to_ascii_uppercase(),
+                    hex::encode_upper(have)
+                ));
+            }
+        }
+        let key = poslab_crypto::RsaPublic::from_parts(&modulus, &exponent)
+            .map_err(|e| format!("key {} {index:02X}: {e}", self.rid))?;
+        Ok(poslab_emv::oda::CaKey { rid, index, key })
+    }
+
+    /// The expiry as YYMM.
+    pub fn expiry_yymm(&self) -> Result<u16, String> {
+        let e = self.expiry.trim();
+        let yymmdd = match e.len() {
+            6 => e,
+            8 => e.get(2..).unwrap_or(""),
+            _ => "",
+        };
+        let ok = yymmdd.len() == 6 && yymmdd.bytes().all(|b| b.is_ascii_digit());
+        let yymm: u16 = yymmdd
+            .get(..4)
+            .filter(|_| ok)
+            .and_then(|v| v.parse().ok())
+            .filter(|v| (1..=12).contains(&(v % 100)))
+            .ok_or_else(|| format!("expiry: YYMMDD or YYYYMMDD expected, got {e:?}"))?;
+        Ok(yymm)
+    }
+
+    /// Whether the key is past its expiry on `today_yymm`.
+    pub fn expired(&self, today_yymm: u16) -> bool {
+        self.expiry_yymm().is_ok_and(|e| e < today_yymm)
+    }
+
+    /// The test CAs of `fixtures/keys/oda-test-keys.yaml`, with their check sums.
+    pub fn test_keys() -> Vec<CaPublicKey> {
+        let Ok(file) = poslab_emv::oda::keyfile::OdaKeyFile::parse(poslab_emv::oda::TEST_KEYS)
+        else {
+            return Vec::new();
+        };
+        file.ca
+            .iter()
+            .filter_map(|k| {
+                let rid = k.rid.clone()?;
+                let index = k.index.clone()?;
+                let mut c = CaPublicKey {
+                    rid,
+                    index,
+                    expiry: k.expiry.clone().unwrap_or_else(|| "491231".into()),
+                    exponent: k.exponent.trim().to_ascii_uppercase(),
+                    modulus: k.modulus.trim().to_ascii_uppercase(),
+                    checksum: String::new(),
+                };
+                let parsed = c.key().ok()?;
+                c.checksum = hex::encode_upper(poslab_emv::oda::ca_key_checksum(
+                    &parsed.rid,
+                    parsed.index,
+                    &hex::decode(&c.modulus).ok()?,
+                    &hex::decode(&c.exponent).ok()?,
+                ));
+                Some(c)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod ca_key_tests {
+    use super::*;
+
+    #[test]
+    fn the_test_cas_load_with_their_check_sums() {
+        let keys = CaPublicKey::test_keys();
+        assert!(keys.len() >= 2, "{keys:?}");
+        for k in &keys {
+            let ca = k.key().unwrap();
+            assert_eq!(hex::encode_upper(ca.rid), k.rid.to_ascii_uppercase());
+            assert_eq!(k.checksum.len(), 40);
+        }
+        let p = Params {
+            ca_keys: Some(keys.clone()),
+            ..Params::default()
+        };
+        assert_eq!(p.check(), Ok(()));
+        assert_eq!(Params::default().ca_public_keys(), keys);
+    }
+
+    #[test]
+    fn a_wrong_check_sum_or_field_is_refused_with_its_place() {
+        let mut k = CaPublicKey::test_keys().remove(0);
+        k.checksum.replace_range(
+            0..2,
+            if k.checksum.starts_with("00") {
+                "01"
+            } else {
+                "00"
+            },
+        );
+        let e = k.key().unwrap_err();
+        assert!(e.contains("check sum"), "{e}");
+        let p = Params {
+            ca_keys: Some(vec![k.clone()]),
+            ..Params::default()
+        };
+        assert!(p.check().unwrap_err().starts_with("ca_keys[0]: "));
+        let mut bad = k.clone();
+        bad.checksum.clear();
+        bad.rid = "A0000000".into();
+        assert!(bad.key().unwrap_err().starts_with("rid: 5 bytes"));
+        bad = k.clone();
+        bad.checksum.clear();
+        bad.expiry = "2913".into();
+        assert!(bad.key().unwrap_err().starts_with("expiry"));
+        bad.expiry = "20291231".into();
+        assert_eq!(bad.expiry_yymm(), Ok(2912));
+        assert!(!bad.expired(2912));
+        assert!(bad.expired(3001));
     }
 }

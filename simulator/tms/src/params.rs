@@ -4,8 +4,9 @@
 //! (`poslab_terminal::params::Params`: merchant_name, merchant_address, mcc, currency,
 //! host_timeout_ms, contactless_cvm_limit, training, receipt_header, receipt_footer, ...),
 //! exactly like a bench file's `provisioning.parameters`, so the terminal merges them over
-//! its `Params` and there is one parameter model, not two. `tms` holds what that model has
-//! no field for yet (host address, retries, floor limit, EMV AIDs, CA public key indexes).
+//! its `Params` and there is one parameter model, not two: the CA public keys travel as
+//! its `ca_keys` (RID, index, expiry, modulus, exponent, SHA-1 check sum). `tms` holds
+//! what that model has no field for yet (host address, retries, floor limit, EMV AIDs).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,7 +34,6 @@ pub struct TmsParams {
     /// Terminal floor limit in minor units (0: every card transaction online).
     pub floor_limit: u64,
     pub aids: Vec<Aid>,
-    pub capks: Vec<Capk>,
 }
 
 impl Default for TmsParams {
@@ -43,7 +43,6 @@ impl Default for TmsParams {
             retries: 3,
             floor_limit: 0,
             aids: Vec::new(),
-            capks: Vec::new(),
         }
     }
 }
@@ -60,16 +59,6 @@ pub struct Aid {
     pub tac_online: String,
     pub floor_limit: u64,
     pub cvm_limit: u64,
-}
-
-/// A CA public key index (the key itself comes with the terminal's EMV kernel tables).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Capk {
-    pub rid: String,
-    pub index: String,
-    /// YYYYMMDD.
-    pub expiry: String,
 }
 
 impl ParameterSet {

@@ -118,6 +118,63 @@ async fn publish_parameters(w: &mut PosWorld, version: String, name: String, val
 }
 
 #[when(
+    regex = r#"^the TMS publishes parameters version "([^"]+)" (without the|with a wrong check sum on the|with an expired) CA key "([0-9A-F]{2})" of RID "([0-9A-F]{10})"$"#
+)]
+async fn publish_ca_keys(
+    w: &mut PosWorld,
+    version: String,
+    how: String,
+    index: String,
+    rid: String,
+) {
+    let d = tms(w).await;
+    let params = w.bench().await.params.clone();
+    let mut keys = params.ca_public_keys();
+    let at = keys
+        .iter()
+        .position(|k| k.rid.eq_ignore_ascii_case(&rid) && k.index.eq_ignore_ascii_case(&index))
+        .unwrap_or_else(|| panic!("the terminal holds no CA key {rid} {index}: {keys:?}"));
+    match how.as_str() {
+        "without the" => {
+            keys.remove(at);
+        }
+        "with an expired" => {
+            // the month before the bench's simulated start (2026-11)
+            if let Some(k) = keys.get_mut(at) {
+                k.expiry = "261031".into();
+            }
+        }
+        _ => {
+            if let Some(k) = keys.get_mut(at) {
+                let first = if k.checksum.starts_with('0') {
+                    "1"
+                } else {
+                    "0"
+                };
+                k.checksum.replace_range(0..1, first);
+            }
+        }
+    }
+    let mut terminal = match serde_json::to_value(&params) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    terminal.remove("version");
+    terminal.insert(
+        "ca_keys".into(),
+        serde_json::to_value(&keys).unwrap_or_default(),
+    );
+    lock(&d).publish_parameters(
+        "bench",
+        ParameterSet {
+            version,
+            terminal,
+            ..ParameterSet::default()
+        },
+    );
+}
+
+#[when(
     regex = r#"^the TMS releases firmware "([^"]+)"( whose health check fails)? to the terminal$"#
 )]
 async fn release(w: &mut PosWorld, version: String, fails: String) {
@@ -351,6 +408,25 @@ async fn params_sent(w: &mut PosWorld, version: String) {
         (r.params_sent.as_deref() == Some(version.as_str())).then_some(())
     })
     .await;
+}
+
+#[then(regex = r#"^the terminal told the TMS it refused parameters "([^"]+)" because "([^"]+)"$"#)]
+async fn params_refused(w: &mut PosWorld, version: String, why: String) {
+    let want = format!("parameters {version} refused");
+    let errors = wait_record(w, &format!("a call-home reporting that {want}"), |r| {
+        let errors = &r.status.as_ref()?.errors;
+        errors
+            .iter()
+            .any(|e| e.starts_with(&want))
+            .then(|| errors.clone())
+    })
+    .await;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with(&want) && e.contains(&why)),
+        "the terminal's errors: {errors:?}"
+    );
 }
 
 #[then(regex = r#"^the TMS recorded the install of "([^"]+)" as "([^"]+)"$"#)]

@@ -50,6 +50,9 @@ pub(crate) struct Maint {
     reboot: bool,
     /// How this boot went, for the status report (`normal`, `trial`, `rolled-back`).
     boot: String,
+    /// What went wrong since the last call-home (a refused parameter set), reported
+    /// in the next one.
+    errors: Vec<String>,
 }
 
 impl Maint {
@@ -62,6 +65,7 @@ impl Maint {
             next_call: None,
             reboot: false,
             boot: "normal".into(),
+            errors: Vec::new(),
         }
     }
 }
@@ -78,8 +82,12 @@ fn merged(
     for (k, v) in set {
         map.insert(k.clone(), v.clone());
     }
-    serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| anyhow::anyhow!("parameter set: {e}"))
+    let params: Params = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| anyhow::anyhow!("parameter set: {e}"))?;
+    params
+        .check()
+        .map_err(|e| anyhow::anyhow!("parameter set: {e}"))?;
+    Ok(params)
 }
 
 fn report_of(r: &UpdateResult) -> InstallReport {
@@ -315,7 +323,7 @@ impl Core {
                 .clone()
                 .unwrap_or_default(),
             counters,
-            errors: Vec::new(),
+            errors: std::mem::take(&mut self.mnt.errors),
             printer: printer.into(),
             reader: "ok".into(),
             boot: self.mnt.boot.clone(),
@@ -422,7 +430,11 @@ impl Core {
                             );
                         }
                         Err(e) => {
-                            // all or nothing: the old set stays
+                            // all or nothing: the old set stays, and the TMS hears why
+                            self.mnt
+                                .errors
+                                .push(format!("parameters {version} refused: {e:#}"));
+                            self.show("PARAMETERS REJECTED");
                             self.journal.record(
                                 "terminal",
                                 "parameters-refused",
