@@ -10,6 +10,7 @@ pub mod chaos;
 pub mod cli;
 pub mod cmd;
 pub mod faultlink;
+pub mod fleet;
 pub mod host;
 pub mod journal;
 pub mod link;

@@ -12,7 +12,6 @@
 
 use poslab_bench::Bench;
 use poslab_terminal::params::Params;
-use std::sync::{Arc, Mutex};
 
 use poslab_tms::config::{Config, Merchant, PackageConfig, ParameterSetConfig, TerminalEntry};
 use poslab_tms::device::TmsDevice;
@@ -23,12 +22,10 @@ use crate::tms::TmsServer;
 /// The serial number of the bench's terminal.
 pub const BENCH_SERIAL: &str = "PT-0001";
 
-/// The bench's TMS: the server, and the configuration it was made from.
+/// The bench's TMS.
 #[derive(Clone)]
 pub struct TmsNode {
     pub server: TmsServer,
-    config: Arc<Mutex<Config>>,
-    seed: u64,
 }
 
 fn loader(f: &str) -> Result<Vec<u8>, String> {
@@ -36,24 +33,19 @@ fn loader(f: &str) -> Result<Vec<u8>, String> {
 }
 
 impl TmsNode {
-    /// Releases a package (added to the configuration, or replacing one with its id).
-    ///
-    /// The device has no run-time publish yet: the TMS is rebuilt from its configuration
-    /// with the package, keeping its armed faults (what it recorded so far starts afresh;
-    /// the terminal's binding comes from the configuration, so nothing is re-provisioned).
+    /// Releases a package (or replaces the one with its id, whose rollout starts over);
+    /// what the TMS recorded so far and its armed faults stay.
     pub fn publish_package(&self, package: PackageConfig) -> anyhow::Result<()> {
-        let mut config = self.config.lock().unwrap_or_else(|p| p.into_inner());
-        config.packages.retain(|p| p.id != package.id);
-        config.packages.push(package);
-        let mut fresh = TmsDevice::with_loader(config.clone(), self.seed, &loader)
-            .map_err(|e| anyhow::anyhow!("tms: {e}"))?;
         let device = self.server.device();
         let mut device = device.lock().unwrap_or_else(|p| p.into_inner());
-        for f in device.faults() {
-            fresh.set_fault(f);
+        match package.image.file.clone() {
+            Some(f) => {
+                let image = loader(&f).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+                device.publish_image(package, image)
+            }
+            None => device.publish_package(package),
         }
-        *device = fresh;
-        Ok(())
+        .map_err(|e| anyhow::anyhow!("tms: {e}"))
     }
 }
 
@@ -107,8 +99,6 @@ pub fn server(
         .map_err(|e| anyhow::anyhow!("bench {}: tms: {e}", bench.source()))?;
     Ok(Some(TmsNode {
         server: TmsServer::new(device, journal.clone()),
-        config: Arc::new(Mutex::new(config)),
-        seed,
     }))
 }
 

@@ -66,6 +66,9 @@ pub struct PosWorld {
     seq: u32,
     /// The fault plan of a chaos run, applied as the scenario goes.
     chaos: Option<crate::chaos::Driver>,
+    /// Terminals at the TMS beside the one under test, and what their last calls did.
+    pub fleet: Vec<crate::fleet::FleetTerminal>,
+    pub fleet_calls: Vec<crate::fleet::Call>,
 }
 
 impl std::fmt::Debug for PosWorld {
@@ -109,6 +112,8 @@ impl PosWorld {
             scenario: String::new(),
             seq: SCENARIO_NO.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             chaos: None,
+            fleet: Vec::new(),
+            fleet_calls: Vec::new(),
         })
     }
 

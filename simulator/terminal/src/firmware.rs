@@ -144,6 +144,45 @@ impl UpdateResult {
             | UpdateResult::RolledBack { package, .. } => package,
         }
     }
+    /// The install report the TMS gets at the next call-home (9I).
+    pub fn report(&self) -> poslab_tms::client::InstallReport {
+        use poslab_tms::client::{InstallOutcome, InstallReport};
+        match self {
+            UpdateResult::Updated { package, version } => InstallReport {
+                package: package.clone(),
+                version: version.clone(),
+                outcome: InstallOutcome::Installed,
+                detail: String::new(),
+            },
+            UpdateResult::Rejected {
+                package,
+                version,
+                why,
+                reason,
+            } => InstallReport {
+                package: package.clone(),
+                version: version.clone(),
+                outcome: match reason.as_str() {
+                    "digest" => InstallOutcome::RejectedDigest,
+                    "signature" => InstallOutcome::RejectedSignature,
+                    "version" => InstallOutcome::RejectedVersion,
+                    _ => InstallOutcome::Failed,
+                },
+                detail: why.clone(),
+            },
+            UpdateResult::RolledBack {
+                package,
+                version,
+                why,
+            } => InstallReport {
+                package: package.clone(),
+                version: version.clone(),
+                outcome: InstallOutcome::RolledBack,
+                detail: why.clone(),
+            },
+        }
+    }
+
     /// `updated`, `rejected` or `rolled-back`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -23,7 +23,7 @@ use poslab_crypto::{ecb_encrypt, wrap_key, Key, KeyFile};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{Config, Fault, FaultKind, KeyMode, PackageConfig};
+use crate::config::{Config, Fault, FaultKind, KeyMode, PackageConfig, TerminalEntry};
 use crate::error::TmsError;
 use crate::package::{self, Manifest};
 use crate::params::ParameterSet;
@@ -120,6 +120,38 @@ pub struct TerminalRecord {
     parameters: Option<String>,
     #[serde(skip)]
     tmk: Option<Key>,
+}
+
+impl TerminalRecord {
+    fn new(t: &TerminalEntry, tmk: Option<Key>) -> TerminalRecord {
+        TerminalRecord {
+            tid: t.tid.clone(),
+            mid: t.mid.clone(),
+            serial: t.serial.clone(),
+            model: t.model.clone(),
+            key_mode: t.key_mode,
+            status: None,
+            last_seen_ms: None,
+            sessions: 0,
+            key_kcvs: BTreeMap::new(),
+            ksn: None,
+            params_sent: None,
+            installs: Vec::new(),
+            logs: None,
+            log_uploads: 0,
+            retired: false,
+            retired_serials: Vec::new(),
+            destroyed_kcvs: Vec::new(),
+            decommission_ordered: false,
+            rotate_ordered: false,
+            keys_ordered: false,
+            params_ordered: false,
+            logs_ordered: false,
+            log_buffer: Vec::new(),
+            parameters: t.parameters.clone(),
+            tmk,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -244,36 +276,7 @@ impl TmsDevice {
                 None => None,
             };
             order.push(t.tid.clone());
-            terminals.insert(
-                t.tid.clone(),
-                TerminalRecord {
-                    tid: t.tid.clone(),
-                    mid: t.mid.clone(),
-                    serial: t.serial.clone(),
-                    model: t.model.clone(),
-                    key_mode: t.key_mode,
-                    status: None,
-                    last_seen_ms: None,
-                    sessions: 0,
-                    key_kcvs: BTreeMap::new(),
-                    ksn: None,
-                    params_sent: None,
-                    installs: Vec::new(),
-                    logs: None,
-                    log_uploads: 0,
-                    retired: false,
-                    retired_serials: Vec::new(),
-                    destroyed_kcvs: Vec::new(),
-                    decommission_ordered: false,
-                    rotate_ordered: false,
-                    keys_ordered: false,
-                    params_ordered: false,
-                    logs_ordered: false,
-                    log_buffer: Vec::new(),
-                    parameters: t.parameters.clone(),
-                    tmk: own_tmk,
-                },
-            );
+            terminals.insert(t.tid.clone(), TerminalRecord::new(t, own_tmk));
         }
         let sets = config
             .parameter_sets
@@ -342,6 +345,30 @@ impl TmsDevice {
     }
 
     // ---- runtime API (steps) ----------------------------------------------------------
+
+    /// Registers a terminal at run time, as a `terminals:` entry of the configuration
+    /// would (its master key is the TMS's; a per-terminal key file needs the config).
+    pub fn add_terminal(&mut self, entry: &TerminalEntry) -> Result<(), TmsError> {
+        if entry.tid.len() != 8 || !entry.tid.is_ascii() {
+            return Err(cfg_err("tid", "8 ASCII characters expected"));
+        }
+        if self.terminals.contains_key(&entry.tid) {
+            return Err(cfg_err(
+                "tid",
+                format!("{} is already registered", entry.tid),
+            ));
+        }
+        if entry.keys_file.is_some() {
+            return Err(cfg_err(
+                "keys_file",
+                "a terminal with its own key file is registered in the configuration",
+            ));
+        }
+        self.order.push(entry.tid.clone());
+        self.terminals
+            .insert(entry.tid.clone(), TerminalRecord::new(entry, None));
+        Ok(())
+    }
 
     /// Adds a fault (from now on).
     pub fn set_fault(&mut self, fault: Fault) {

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod maintenance;
 pub mod preauth;
+pub mod rollout;
 pub mod sale;
 pub mod security;
 pub mod serial;

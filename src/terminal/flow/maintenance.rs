@@ -22,9 +22,7 @@ use std::time::Duration;
 use poslab_crypto::Key;
 use poslab_terminal::firmware::{Firmware, PackageInfo, UpdateResult};
 use poslab_terminal::params::Params;
-use poslab_tms::client::{
-    ClientConfig, ClientSession, Event, InstallOutcome, InstallReport, TerminalStatus,
-};
+use poslab_tms::client::{ClientConfig, ClientSession, Event, TerminalStatus};
 use poslab_tms::KeyUsage;
 use poslab_zvt::codes::ResultCode;
 use poslab_zvt::terminal::Step;
@@ -88,43 +86,6 @@ fn merged(
         .check()
         .map_err(|e| anyhow::anyhow!("parameter set: {e}"))?;
     Ok(params)
-}
-
-fn report_of(r: &UpdateResult) -> InstallReport {
-    match r {
-        UpdateResult::Updated { package, version } => InstallReport {
-            package: package.clone(),
-            version: version.clone(),
-            outcome: InstallOutcome::Installed,
-            detail: String::new(),
-        },
-        UpdateResult::Rejected {
-            package,
-            version,
-            why,
-            reason,
-        } => InstallReport {
-            package: package.clone(),
-            version: version.clone(),
-            outcome: match reason.as_str() {
-                "digest" => InstallOutcome::RejectedDigest,
-                "signature" => InstallOutcome::RejectedSignature,
-                "version" => InstallOutcome::RejectedVersion,
-                _ => InstallOutcome::Failed,
-            },
-            detail: why.clone(),
-        },
-        UpdateResult::RolledBack {
-            package,
-            version,
-            why,
-        } => InstallReport {
-            package: package.clone(),
-            version: version.clone(),
-            outcome: InstallOutcome::RolledBack,
-            detail: why.clone(),
-        },
-    }
 }
 
 impl Core {
@@ -355,7 +316,7 @@ impl Core {
         };
         self.show("CALLING TMS");
         let pending = self.firmware().result.clone();
-        let report = pending.as_ref().map(report_of);
+        let report = pending.as_ref().map(UpdateResult::report);
         let held_tmk = (!self.unprovisioned()).then(|| self.cfg.tmk.clone());
         let config = ClientConfig {
             tid: self.store.state.tms.tid.clone(),

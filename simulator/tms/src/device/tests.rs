@@ -659,3 +659,37 @@ fn a_package_published_at_run_time_is_offered_at_the_next_call_home() {
     t.install().unwrap();
     assert_eq!(t.firmware, "2.0.0");
 }
+
+#[test]
+fn a_terminal_added_at_run_time_is_provisioned_like_a_configured_one() {
+    let mut dev = device();
+    let entry = TerminalEntry {
+        tid: "00000101".into(),
+        mid: "000000000000001".into(),
+        model: Some("poslab-ref".into()),
+        ..TerminalEntry::default()
+    };
+    dev.add_terminal(&entry).unwrap();
+    let e = dev.add_terminal(&entry).unwrap_err();
+    assert!(e.to_string().contains("already registered"), "{e}");
+    let bad = TerminalEntry {
+        tid: "101".into(),
+        ..entry.clone()
+    };
+    assert!(dev
+        .add_terminal(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("8 ASCII"));
+    let mut t = Term::new("FL-0001");
+    t.tid = Some("00000101".into());
+    let (ev, _, _) = t.session(&mut dev);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Assigned { tid, .. } if tid == "00000101")),
+        "{ev:?}"
+    );
+    let r = dev.terminal("00000101").unwrap();
+    assert_eq!(r.serial.as_deref(), Some("FL-0001"));
+    assert!(r.key_kcvs.contains_key("tmk"), "{r:?}");
+}
