@@ -224,8 +224,8 @@ Feature: Maintenance by the terminal management system
     And the operator calls the TMS
     Then the TMS received the terminal's logs
 
-  # the bench swaps the embedded terminal for a new device; a process is swapped by hand
-  @embedded-terminal
+  # the bench swaps the embedded terminal for a new one, or starts the process node anew
+  # with its exchange arguments (scenarios/process.yaml)
   Scenario: Device exchange: the old terminal is decommissioned, a replacement takes its place
     Given the bench "default"
     And the terminal has signed on

@@ -964,11 +964,19 @@ impl LiveBench {
             .ok_or_else(|| anyhow::anyhow!("the bench {} has no emulated tms node", self.name))
     }
 
-    /// Device exchange: the embedded terminal is replaced by a new one (empty memory,
-    /// serial `serial`), which starts at once.
+    /// Device exchange: the terminal is replaced by a new one (empty memory, serial
+    /// `serial`), which starts at once: a new embedded terminal, or the process node
+    /// started again with its `exchange.args`.
     pub async fn replace_terminal(&mut self, serial: &str) -> anyhow::Result<()> {
+        if let Dut::Process(p) = &self.dut {
+            self.journal
+                .record("terminal", "replaced", json!({"serial": serial}));
+            self.ecr.abandon();
+            p.replace(serial).await?;
+            return Ok(());
+        }
         let parts = self.embedded.as_mut().ok_or_else(|| {
-            anyhow::anyhow!("the terminal is a process: swap the device outside poslab")
+            anyhow::anyhow!("the terminal is a real device: swap it outside poslab")
         })?;
         if let Dut::Embedded { task, token } = &self.dut {
             token.cancel();

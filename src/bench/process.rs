@@ -143,9 +143,33 @@ pub struct ProcessConfig {
     pub policy: RestartPolicy,
     pub max_restarts: u32,
     pub restart_delay: Duration,
+    /// A device exchange's arguments, placeholders filled but `{serial}` (kept as
+    /// [`SERIAL_HOLE`] until the replacement's serial is known).
+    pub exchange_args: Option<Vec<String>>,
+}
+
+/// Stands for `{serial}` in [`ProcessConfig::exchange_args`].
+const SERIAL_HOLE: &str = "\u{0}serial\u{0}";
+
+fn with_serial(args: &Option<Vec<String>>, serial: &str) -> Option<Vec<String>> {
+    args.as_ref().map(|args| {
+        args.iter()
+            .map(|a| a.replace(SERIAL_HOLE, serial))
+            .collect()
+    })
 }
 
 impl ProcessConfig {
+    /// The arguments of a replacement device with serial number `serial` (none when the
+    /// node declares no `exchange`).
+    pub fn exchange_args(&self, serial: &str) -> Option<Vec<String>> {
+        self.exchange_args.as_ref().map(|args| {
+            args.iter()
+                .map(|a| a.replace(SERIAL_HOLE, serial))
+                .collect()
+        })
+    }
+
     /// Fills the templates of `spec` with `values` and compiles its patterns.
     pub fn new(
         node: &str,
@@ -156,6 +180,7 @@ impl ProcessConfig {
         let fill = |what: &str, template: &str| {
             placeholder::render(template, |p| match p {
                 Placeholder::Workdir => Some(workdir.display().to_string()),
+                Placeholder::Serial => Some(SERIAL_HOLE.to_string()),
                 other => values(other),
             })
             .map_err(|err| DutError::Config {
@@ -195,7 +220,17 @@ impl ProcessConfig {
             )),
             None => None,
         };
+        let exchange_args = match &spec.exchange {
+            Some(e) => Some(
+                e.args
+                    .iter()
+                    .map(|a| fill("exchange argument", a))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
         Ok(ProcessConfig {
+            exchange_args,
             node: node.to_owned(),
             program: fill("command", &spec.command)?,
             args,
@@ -291,7 +326,7 @@ impl Wiring {
                         .values
                         .insert(Placeholder::Workdir, workdir.display().to_string());
                 }
-                Placeholder::Poslab => {}
+                Placeholder::Poslab | Placeholder::Serial => {}
             }
         }
         Ok(wiring)
@@ -314,7 +349,9 @@ impl Wiring {
 }
 
 enum Command {
-    PowerCycle(oneshot::Sender<Result<(), DutError>>),
+    /// Kill and start again; with arguments, the program started is given those instead
+    /// (a device exchange: the replacement is the same build, configured anew).
+    PowerCycle(oneshot::Sender<Result<(), DutError>>, Option<Vec<String>>),
     /// Stops the program dead (SIGSTOP to its process group) without ending it: a hang,
     /// for the watchdog to find.
     Freeze(oneshot::Sender<()>),
@@ -328,6 +365,8 @@ pub struct ProcessDut {
     events: broadcast::Sender<DutEvent>,
     status: watch::Receiver<Status>,
     first_ready: std::sync::Mutex<Option<oneshot::Receiver<Result<(), DutError>>>>,
+    /// What a device exchange starts (see [`ProcessConfig::exchange_args`]).
+    exchange: Option<Vec<String>>,
 }
 
 impl ProcessDut {
@@ -351,6 +390,7 @@ impl ProcessDut {
         let (status_tx, status) = watch::channel(Status::Starting);
         let (ready_tx, ready_rx) = oneshot::channel();
         let node = config.node.clone();
+        let exchange = config.exchange_args.clone();
         let supervisor = Supervisor {
             config,
             journal,
@@ -366,6 +406,7 @@ impl ProcessDut {
             events,
             status,
             first_ready: std::sync::Mutex::new(Some(ready_rx)),
+            exchange,
         };
         (dut, subscription)
     }
@@ -407,9 +448,24 @@ impl ProcessDut {
 
     /// Power loss: SIGKILL to the process group, then start again and wait until ready.
     pub async fn power_cycle(&self) -> Result<(), DutError> {
+        self.restart_with(None).await
+    }
+
+    /// Device exchange: the program is killed and started again with the node's
+    /// `exchange.args` for serial number `serial` (its restart count starts afresh), and
+    /// this waits until it is ready.
+    pub async fn replace(&self, serial: &str) -> Result<(), DutError> {
+        let args = with_serial(&self.exchange, serial).ok_or_else(|| DutError::Config {
+            node: self.node.clone(),
+            message: "no `exchange` in the bench file: swap the device by hand".into(),
+        })?;
+        self.restart_with(Some(args)).await
+    }
+
+    async fn restart_with(&self, args: Option<Vec<String>>) -> Result<(), DutError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::PowerCycle(reply))
+            .send(Command::PowerCycle(reply, args))
             .await
             .map_err(|_| DutError::Supervisor {
                 node: self.node.clone(),
@@ -477,7 +533,7 @@ enum Ended {
     Exited(Exit),
     Hung(Duration),
     NotReady(Duration),
-    PowerCycle(oneshot::Sender<Result<(), DutError>>),
+    PowerCycle(oneshot::Sender<Result<(), DutError>>, Option<Vec<String>>),
     Stop(Option<oneshot::Sender<()>>),
 }
 
@@ -522,9 +578,10 @@ impl Supervisor {
                     }
                     return;
                 }
-                Ended::PowerCycle(reply) => {
+                Ended::PowerCycle(reply, args) => {
                     self.record("power-loss", json!({"generation": generation}));
                     self.emit(DutEvent::PowerLoss { generation });
+                    self.take_args(args);
                     if let Some(old) = waiting.replace(reply) {
                         let _ = old.send(Err(DutError::Interrupted {
                             node: self.config.node.clone(),
@@ -605,7 +662,8 @@ impl Supervisor {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.restart_delay) => continue,
                     command = commands.recv() => match command {
-                        Some(Command::PowerCycle(reply)) => {
+                        Some(Command::PowerCycle(reply, args)) => {
+                            self.take_args(args);
                             if let Some(old) = waiting.replace(reply) {
                                 let _ = old.send(Err(err));
                             }
@@ -643,7 +701,8 @@ impl Supervisor {
             // down: only a power cycle brings it back
             loop {
                 match commands.recv().await {
-                    Some(Command::PowerCycle(reply)) => {
+                    Some(Command::PowerCycle(reply, args)) => {
+                        self.take_args(args);
                         waiting = Some(reply);
                         break;
                     }
@@ -658,6 +717,18 @@ impl Supervisor {
                     None => return,
                 }
             }
+        }
+    }
+
+    /// A device exchange's arguments replace the program's from the next start on.
+    fn take_args(&mut self, args: Option<Vec<String>>) {
+        if let Some(args) = args {
+            self.record(
+                "replaced",
+                json!({"args": args.iter().map(|a| mask_digit_runs(a)).collect::<Vec<_>>()}),
+            );
+            self.config.args = args;
+            self.restarts = 0;
         }
     }
 
@@ -745,9 +816,9 @@ impl Supervisor {
                     break Ended::Hung(last_life.elapsed());
                 }
                 command = commands.recv() => match command {
-                    Some(Command::PowerCycle(reply)) => {
+                    Some(Command::PowerCycle(reply, args)) => {
                         kill_group(&mut child).await;
-                        break Ended::PowerCycle(reply);
+                        break Ended::PowerCycle(reply, args);
                     }
                     Some(Command::Freeze(reply)) => {
                         freeze_group(&child);

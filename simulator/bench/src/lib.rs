@@ -260,6 +260,7 @@ impl Bench {
             .chain(std::iter::once(&process.command))
             .chain(process.env.values())
             .chain(process.cwd.iter())
+            .chain(process.exchange.iter().flat_map(|e| &e.args))
             .filter_map(|t| placeholder::holes(t).ok())
             .flatten()
             .collect()

@@ -340,6 +340,20 @@ pub struct Process {
     /// What to do when the program exits, crashes or hangs.
     #[serde(default, skip_serializing_if = "Restart::is_default")]
     pub restart: Restart,
+    /// Device exchange: how a replacement device is started (absent: a step that swaps
+    /// the device fails, and a person swaps it by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
+}
+
+/// The replacement of a process node is the same program started with `args` instead of
+/// the node's own; they take the same placeholders, and `{serial}`, the replacement's
+/// serial number (e.g. `[terminal, --serial, "{serial}", --state,
+/// "{workdir}/terminal-{serial}", ...]`: a new device has an empty memory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    pub args: Vec<String>,
 }
 
 /// The program is ready when a line of its stdout or stderr matches `pattern`.

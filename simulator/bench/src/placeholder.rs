@@ -1,5 +1,6 @@
 //! Placeholders in a process node's arguments and environment: `{host}`, `{ecr_pty}`,
-//! `{printer_port}`, `{workdir}`, `{poslab}`; `{{` and `}}` are literal braces.
+//! `{printer_port}`, `{workdir}`, `{poslab}`, and `{serial}` in a device exchange's
+//! arguments; `{{` and `}}` are literal braces.
 
 use std::fmt;
 
@@ -19,6 +20,8 @@ pub enum Placeholder {
     Workdir,
     /// `{poslab}`: the path of the running poslab binary (to start `poslab terminal`).
     Poslab,
+    /// `{serial}`: the serial number of a replacement device (only in `exchange.args`).
+    Serial,
 }
 
 impl Placeholder {
@@ -29,6 +32,9 @@ impl Placeholder {
         }
         if name == "poslab" {
             return Placeholder::Poslab;
+        }
+        if name == "serial" {
+            return Placeholder::Serial;
         }
         if let Some(node) = name.strip_suffix("_pty") {
             return Placeholder::Pty(node.to_owned());
@@ -49,7 +55,7 @@ impl Placeholder {
             | Placeholder::Port(n)
             | Placeholder::Pty(n)
             | Placeholder::Listen(n) => Some(n),
-            Placeholder::Workdir | Placeholder::Poslab => None,
+            Placeholder::Workdir | Placeholder::Poslab | Placeholder::Serial => None,
         }
     }
 }
@@ -63,6 +69,7 @@ impl fmt::Display for Placeholder {
             Placeholder::Listen(n) => write!(f, "{{{n}_listen}}"),
             Placeholder::Workdir => f.write_str("{workdir}"),
             Placeholder::Poslab => f.write_str("{poslab}"),
+            Placeholder::Serial => f.write_str("{serial}"),
         }
     }
 }

@@ -85,6 +85,9 @@ fn process() -> impl Strategy<Value = Process> {
         .prop_map(
             |(command, args, env, cwd, ready, watchdog, restart)| Process {
                 command,
+                exchange: (args.len() % 2 == 1).then(|| crate::model::Exchange {
+                    args: args.iter().rev().cloned().collect(),
+                }),
                 args,
                 env,
                 cwd,

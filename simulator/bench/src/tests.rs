@@ -198,6 +198,44 @@ links:
 }
 
 #[test]
+fn the_replacements_serial_is_only_for_exchange_args() {
+    let text = "\
+nodes:
+  terminal:
+    process:
+      command: fw
+      args: [--host, \"{host}\", --serial, \"{serial}\"]
+      exchange:
+        args: [--host, \"{host}\", --serial, \"{serial}\", \"{nope}\"]
+  host: emulated
+links:
+  terminal->host: {}
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].contains(
+            "args[3]: placeholder {serial} is a replacement's serial number: only in exchange.args"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        p[1].contains("exchange.args[4]: placeholder {nope} is not provided by any node"),
+        "{p:?}"
+    );
+    let ok = text
+        .replace(
+            "--serial, \"{serial}\"]\n      exchange",
+            "--serial, PT-1]\n      exchange",
+        )
+        .replace(", \"{nope}\"", "");
+    let bench = Bench::load("b.yaml", &ok).unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    assert!(bench
+        .placeholders("terminal")
+        .contains(&Placeholder::Serial));
+}
+
+#[test]
 fn bad_regular_expressions_and_zero_timeouts_are_reported() {
     let text = "\
 nodes:

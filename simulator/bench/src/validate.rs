@@ -196,11 +196,22 @@ fn check_process(file: &BenchFile, name: &str, process: &Process, p: &mut Proble
     if let Some(cwd) = &process.cwd {
         templates.push((format!("{at}.cwd"), cwd));
     }
-    for (path, template) in templates {
+    let own = templates.len();
+    for (i, arg) in process.exchange.iter().flat_map(|e| &e.args).enumerate() {
+        templates.push((format!("{at}.exchange.args[{i}]"), arg));
+    }
+    for (n, (path, template)) in templates.into_iter().enumerate() {
         match placeholder::holes(template) {
             Err(e) => p.value(&path, e.to_string()),
             Ok(holes) => {
                 for hole in holes {
+                    if hole == Placeholder::Serial && n < own {
+                        p.value(
+                            &path,
+                            "placeholder {serial} is a replacement's serial number: only in exchange.args",
+                        );
+                        continue;
+                    }
                     let Some(node) = hole.node() else { continue };
                     if !file.nodes.contains_key(node) {
                         let names: Vec<&str> = file.nodes.keys().map(String::as_str).collect();
