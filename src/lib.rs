@@ -23,4 +23,5 @@ pub mod report;
 pub mod run;
 pub mod terminal;
 pub mod tms;
+pub mod tms_api;
 pub mod zvt;

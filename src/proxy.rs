@@ -80,7 +80,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -111,7 +111,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -599,7 +599,7 @@ async fn serve_conn(client: TcpStream, addr: SocketAddr, id: u64, setup: ConnSet
 }
 
 /// Refuses requests from browsers (toxiproxy does the same, against CSRF from web pages).
-async fn no_browsers(headers: HeaderMap, request: Request, next: Next) -> Response {
+pub(crate) async fn no_browsers(headers: HeaderMap, request: Request, next: Next) -> Response {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

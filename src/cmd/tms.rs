@@ -42,6 +42,12 @@ pub struct Args {
     /// Connections served at once
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+
+    /// Serve the control API (JSON over HTTP: terminals, orders, replacement, logs,
+    /// parameter sets, packages and their rollout, faults) on this address; loopback
+    /// unless told otherwise
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<String>,
 }
 
 /// The configuration named by `--config` (files it names are read relative to the
@@ -76,9 +82,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listener = net::bind(&args.listen).await?;
         let addr = net::local_addr(&listener)?;
         let server = TmsServer::new(device, journal);
+        let shutdown = net::shutdown_on_signal();
+        if let Some(api) = &args.api {
+            let listener = net::bind(api).await?;
+            let api_addr = net::local_addr(&listener)?;
+            if !api_addr.ip().is_loopback() {
+                tracing::warn!(%api_addr, "the TMS control API is reachable beyond this machine");
+            }
+            println!("api on {api_addr}");
+            let (server, stop) = (server.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::tms_api::serve(listener, server, stop).await {
+                    tracing::error!("tms api: {e:#}");
+                }
+            });
+        }
         println!("listening on {addr}");
         tracing::info!(%addr, "poslab tms ready");
-        let shutdown = net::shutdown_on_signal();
         crate::tms::run(
             listener,
             server,

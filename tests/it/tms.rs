@@ -267,3 +267,184 @@ async fn logs_pulled_by_the_in_process_server_are_stored_and_a_decommissioned_ti
     task.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One HTTP/1.1 request to the TMS's control API: (status, body).
+fn http(api: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).expect("connect to the tms api");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nUser-Agent: poslab-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the response");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn an_operator_drives_the_tms_process_through_its_control_api() {
+    let dir = temp_dir("api");
+    let journal = dir.join("tms.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poslab"))
+        .args(["tms", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .args(["--journal", journal.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start poslab tms");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let _tms = TmsProcess(child);
+    let api = first
+        .trim()
+        .strip_prefix("api on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let addr = second
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+        .to_string();
+
+    // first provisioning, then the operator's orders and a new parameter version
+    let mut held = Held::default();
+    session(&addr, &mut held, "PL-API-1").await;
+    install(&mut held);
+    let (status, _) = http(
+        &api,
+        "POST",
+        "/terminals/00000001/orders",
+        Some(r#"{"order":"keys-rotate"}"#),
+    );
+    assert_eq!(status, 202);
+    let (status, _) = http(
+        &api,
+        "POST",
+        "/terminals/00000001/orders",
+        Some(r#"{"order":"logs"}"#),
+    );
+    assert_eq!(status, 202);
+    let (status, body) = http(
+        &api,
+        "PUT",
+        "/parameter-sets/retail",
+        Some(r#"{"version":"2","terminal":{"merchant_name":"CORNER BAKERY"}}"#),
+    );
+    assert_eq!(status, 204, "{body}");
+    let ev = session(&addr, &mut held, "PL-API-1").await;
+    let o = orders(&ev);
+    for want in [Order::KeysRotate, Order::Params, Order::Logs] {
+        assert!(o.contains(&want), "{want:?} not in {o:?}");
+    }
+    assert_eq!(held.params, "2");
+    let (status, body) = http(&api, "GET", "/terminals/00000001", None);
+    assert_eq!(status, 200);
+    let record = json(&body);
+    assert_eq!(record["serial"], "PL-API-1");
+    assert_eq!(record["params_sent"], "2");
+    assert_eq!(record["installs"][0]["outcome"], "installed");
+    assert!(
+        !body.contains("7EA3A0DE29EC7173C5631E2E18842E6E"),
+        "no clear key: {body}"
+    );
+    let (status, body) = http(&api, "GET", "/terminals/00000001/logs", None);
+    assert_eq!((status, body.as_str()), (200, "power on\nsale approved\n"));
+
+    // a standing fault from the API: the TMS is down until cleared
+    let (status, _) = http(&api, "POST", "/faults", Some(r#"{"fault":"down"}"#));
+    assert_eq!(status, 201);
+    let ev = session(&addr, &mut held, "PL-API-1").await;
+    assert!(matches!(ev.last(), Some(Event::Failed { .. })), "{ev:?}");
+    assert_eq!(http(&api, "DELETE", "/faults", None).0, 204);
+
+    // a new package, its rollout, and the device exchange
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/packages",
+        Some(
+            r#"{"id":"fw-2","version":"2.0.0","image":{"generate":{"size":8192,"seed":2,"health":"ok"}},"target":{"tids":["00000001"]}}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(json(&body)["manifest"]["size"], 8192);
+    let ev = session(&addr, &mut held, "PL-API-1").await;
+    assert!(orders(&ev).contains(&Order::Firmware), "{ev:?}");
+    let (status, body) = http(&api, "GET", "/packages/fw-2", None);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["members"][0][0], "00000001");
+    http(
+        &api,
+        "POST",
+        "/terminals/00000001/orders",
+        Some(r#"{"order":"decommission"}"#),
+    );
+    let ev = session(&addr, &mut held, "PL-API-1").await;
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Done {
+            decommissioned: true
+        })
+    );
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/terminals/00000001/replacement",
+        Some(r#"{"serial":"PL-API-2"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut fresh = Held::default();
+    let ev = session(&addr, &mut fresh, "PL-API-2").await;
+    assert!(orders(&ev).contains(&Order::KeysLoad), "{ev:?}");
+    assert_eq!(fresh.tid.as_deref(), Some("00000001"));
+
+    // mistakes are typed answers
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/terminals/00000001/orders",
+            Some(r#"{"order":"firmware"}"#)
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/terminals/99999999/orders",
+            Some(r#"{"order":"logs"}"#)
+        )
+        .0,
+        404
+    );
+    assert_eq!(http(&api, "GET", "/terminals/99999999", None).0, 404);
+    assert_eq!(
+        http(&api, "PUT", "/parameter-sets/retail", Some("{")).0,
+        400
+    );
+    assert_eq!(http(&api, "GET", "/version", None).0, 200);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.contains("\"kind\":\"api\""),
+        "operator actions are journaled"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
