@@ -1581,6 +1581,11 @@ impl Core {
                 .print(&format!("{receipt:04} {copy}"), &bytes)
                 .await
         };
+        if result.is_ok() && self.printer.near_end_news() {
+            self.journal
+                .record("terminal", "operator", json!({"text": "PRINTER PAPER LOW"}));
+            self.show_keep("PRINTER PAPER LOW");
+        }
         if let Err(problem) = result {
             self.store.state.held_receipts.push(HeldReceipt {
                 receipt,

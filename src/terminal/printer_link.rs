@@ -41,7 +41,19 @@ pub struct PrinterLink {
     conn: Option<BoxIo>,
     journal: Journal,
     timeout: Duration,
+    /// The paper near-end sensor said so at the last check.
+    near_end: bool,
+    /// The operator was told of it (once per roll).
+    near_end_told: bool,
 }
+
+/// A real-time status byte has bits 1 and 4 set and bits 0 and 7 clear (every `n`).
+fn is_status_byte(b: u8) -> bool {
+    b & 0x93 == 0x12
+}
+
+/// Bytes skipped while looking for a status byte before the line is taken for dead.
+const MAX_JUNK: usize = 16;
 
 impl PrinterLink {
     pub fn new(dialer: Dialer, journal: Journal) -> PrinterLink {
@@ -50,7 +62,21 @@ impl PrinterLink {
             conn: None,
             journal,
             timeout: Duration::from_secs(2),
+            near_end: false,
+            near_end_told: false,
         }
+    }
+
+    /// Once per roll, when the paper is near its end: the operator should change it soon.
+    pub fn near_end_news(&mut self) -> bool {
+        if self.near_end && !self.near_end_told {
+            self.near_end_told = true;
+            return true;
+        }
+        if !self.near_end {
+            self.near_end_told = false;
+        }
+        false
     }
 
     async fn conn(&mut self) -> Result<&mut BoxIo, PrinterProblem> {
@@ -64,19 +90,38 @@ impl PrinterLink {
         self.conn.as_mut().ok_or(PrinterProblem::Unreachable)
     }
 
-    /// One real-time status byte (`DLE EOT n`).
+    /// One real-time status byte (`DLE EOT n`). Bytes that cannot be a status byte
+    /// (noise on the line) are skipped and journaled; only a line that says nothing
+    /// sensible makes the printer unreachable.
     async fn status(&mut self, n: u8) -> Result<u8, PrinterProblem> {
         let timeout = self.timeout;
         let conn = self.conn().await?;
+        let mut junk = Vec::new();
         let r = async {
             conn.write_all(&[0x10, 0x04, n]).await?;
             conn.flush().await?;
-            let mut b = [0u8; 1];
-            conn.read_exact(&mut b).await?;
-            Ok::<u8, std::io::Error>(b[0])
+            loop {
+                let mut b = [0u8; 1];
+                conn.read_exact(&mut b).await?;
+                if is_status_byte(b[0]) {
+                    return Ok::<Option<u8>, std::io::Error>(Some(b[0]));
+                }
+                junk.push(b[0]);
+                if junk.len() > MAX_JUNK {
+                    return Ok(None);
+                }
+            }
         };
-        match tokio::time::timeout(timeout, r).await {
-            Ok(Ok(b)) => Ok(b),
+        let answer = tokio::time::timeout(timeout, r).await;
+        if !junk.is_empty() {
+            self.journal.record(
+                "printer",
+                "junk",
+                json!({"request": format!("DLE EOT {n}"), "skipped": hex::encode_upper(&junk)}),
+            );
+        }
+        match answer {
+            Ok(Ok(Some(b))) => Ok(b),
             _ => {
                 self.conn = None;
                 Err(PrinterProblem::Unreachable)
@@ -91,6 +136,7 @@ impl PrinterLink {
         if paper & 0x60 == 0x60 {
             return Err(PrinterProblem::PaperOut);
         }
+        self.near_end = paper & 0x0C == 0x0C;
         if printer & 0x08 != 0 {
             let offline = self.status(2).await?;
             if offline & 0x04 != 0 {
@@ -156,6 +202,22 @@ impl PrinterLink {
                     PrinterProblem::CutShort
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_status_byte;
+
+    #[test]
+    fn status_bytes_are_told_from_noise_by_their_fixed_bits() {
+        // all well, paper out (n=4), cover open (n=2), paper near end (n=4), offline (n=1)
+        for b in [0x12, 0x72, 0x16, 0x1E, 0x1A] {
+            assert!(is_status_byte(b), "{b:02X}");
+        }
+        for b in [0x00, 0xFF, 0x13, 0x92, 0x10, 0x02, 0x41] {
+            assert!(!is_status_byte(b), "{b:02X}");
         }
     }
 }

@@ -169,6 +169,33 @@ async fn cover_open(w: &mut PosWorld) {
         .expect("printer");
 }
 
+#[given(
+    regex = r"^the printer (is offline|is jammed|paper is near its end|sends noise before its answers|prints (\d+) lines? per second)$"
+)]
+async fn printer_state(w: &mut PosWorld, what: String, lps: String) {
+    let fault = match what.as_str() {
+        "is offline" => Fault::Offline,
+        "is jammed" => Fault::Jam,
+        "paper is near its end" => Fault::PaperNearEnd,
+        "sends noise before its answers" => Fault::Garbage,
+        _ => Fault::Slow(
+            lps.parse()
+                .unwrap_or_else(|e| panic!("{lps:?} lines per second: {e}")),
+        ),
+    };
+    w.bench().await.printer_fault(fault).await.expect("printer");
+}
+
+#[cucumber::when(regex = r"^the printer is back online$")]
+async fn printer_online(w: &mut PosWorld) {
+    w.set_mark();
+    w.bench()
+        .await
+        .printer_clear(FaultKind::Offline)
+        .await
+        .expect("printer");
+}
+
 #[given(expr = "the keypad is broken")]
 async fn pad_broken(w: &mut PosWorld) {
     w.bench().await.break_pad(true);
