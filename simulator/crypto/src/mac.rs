@@ -173,6 +173,25 @@ mod tests {
     }
 
     #[test]
+    fn cbc_mac_algorithm_1_published_examples() {
+        // FIPS PUB 113 / ANSI X9.9 (DES CBC-MAC, zero padding): key 0123456789ABCDEF,
+        // "7654321 Now is the time for " → MAC F1D30F68 (the standard quotes the
+        // leftmost 32 bits; the whole last block is F1D30F6849312CA4, as pyemv's
+        // mac_iso9797_3 with K = K' also gives).
+        let k = Key::tdes(&h("0123456789ABCDEF0123456789ABCDEF")).unwrap();
+        let m = mac_alg1(&k, b"7654321 Now is the time for ", Padding::Method1);
+        assert_eq!(m, h("F1D30F6849312CA4"));
+        // neapay's worked example of a 3DES CBC-MAC (https://neapay.com/online-tools/
+        // mac-calculator.html): data and double-length key 0123456789012345 0123456789012345
+        // → first block D5D16164F4B82E0F, MAC 04D62E1385AAF220
+        let k = Key::tdes(&h("01234567890123450123456789012345")).unwrap();
+        let one = h("0123456789012345");
+        assert_eq!(mac_alg1(&k, &one, Padding::Method1), h("D5D16164F4B82E0F"));
+        let two = h("01234567890123450123456789012345");
+        assert_eq!(mac_alg1(&k, &two, Padding::Method1), h("04D62E1385AAF220"));
+    }
+
+    #[test]
     fn aes_cmac_sp800_38b_examples() {
         // NIST SP 800-38B Appendix D.1 (= RFC 4493 §4), AES-128 key 2B7E1516...
         let k = Key::aes(&h("2B7E151628AED2A6ABF7158809CF4F3C")).unwrap();
