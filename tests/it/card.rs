@@ -750,3 +750,50 @@ fn pyscard_sees_the_card_through_pcscd_and_the_arqc_verifies() {
         format!("9F3602{:04X}", ac.atc)
     );
 }
+
+#[test]
+fn a_card_pulled_out_over_the_wire_is_card_removed_and_a_new_one_works() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let profile_path = fixture("visa-credit.yaml");
+        let args = [
+            "--vpcd",
+            addr.as_str(),
+            "--profile",
+            profile_path.to_str().unwrap(),
+            "--retry-ms",
+            "50",
+        ];
+        let timeout = Duration::from_secs(10);
+        let mut card = poslab_card(&args);
+        let mut link = poslab::card::accept_card(&listener, timeout).await.unwrap();
+        link.activate(Interface::Contact).await.unwrap();
+        let fci = link
+            .exchange(&Command::select(&h("A0000000031010")))
+            .await
+            .unwrap();
+        assert_eq!(fci.sw, StatusWord::SUCCESS);
+        // the card leaves between two commands: the next one is "card removed", at once
+        card.0.kill().unwrap();
+        card.0.wait().unwrap();
+        let pdol = dol_data(&h("9F0206 9F3704 5F2A02"), TERMINAL);
+        // (a reader left waiting would say Mute after its timeout instead)
+        let r = link.exchange(&Command::get_processing_options(&pdol)).await;
+        assert_eq!(r, Err(ReaderError::CardRemoved));
+        assert_eq!(ReaderError::CardRemoved.status_word(), StatusWord(0x6F00));
+        // another card is inserted: a new link, a new transaction
+        let _card = poslab_card(&args);
+        let mut link = poslab::card::accept_card(&listener, timeout).await.unwrap();
+        link.activate(Interface::Contact).await.unwrap();
+        let fci = link
+            .exchange(&Command::select(&h("A0000000031010")))
+            .await
+            .unwrap();
+        assert_eq!(fci.sw, StatusWord::SUCCESS);
+    });
+}
