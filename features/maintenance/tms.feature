@@ -87,6 +87,20 @@ Feature: Maintenance by the terminal management system
     Then the terminal shows "APPROVED"
     And offline data authentication by DDA succeeded and the host saw TVR "0000000000"
 
+  Scenario: Terminal action codes come with the parameters: a denial code for a failed DDA declines offline
+    Given the bench "default"
+    And the terminal has signed on
+    When the TMS publishes parameters version "3" with the terminal action code denial "0800000000" for AID "A000000003"
+    And the operator calls the TMS
+    Then the TMS sent parameters version "3"
+    When the cashier starts a purchase of 30.00 EUR
+    And the cardholder inserts card "visa-bad-cert-online" and enters PIN "1234"
+    Then the terminal shows "DECLINED BY CARD"
+    And the host received no "0200"
+    When the cashier starts a purchase of 31.00 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+
   @smoke
   Scenario: A firmware update is verified, installed, checked and committed
     Given the bench "default"

@@ -685,7 +685,18 @@ impl Core {
         // with CDA when it was chosen)
         let mut icc = Vec::new();
         let mut first = None;
-        let p1 = oda::first_ac_p1(&card);
+        let aid = card
+            .values
+            .get(0x84)
+            .or_else(|| card.values.get(0x4F))
+            .unwrap_or(&[]);
+        let tac_denial = self
+            .cfg
+            .params
+            .application(aid)
+            .and_then(|a| a.tac_denial().ok())
+            .unwrap_or(oda::TAC_DENIAL);
+        let p1 = oda::first_ac_p1(&card, tac_denial);
         if let Some(link) = card.link.as_mut() {
             if kind != TxnKind::Refund {
                 let un = self.random_u32().to_be_bytes();

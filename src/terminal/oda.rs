@@ -36,14 +36,15 @@ fn test_ca_keys() -> &'static [CaKey] {
     KEYS.get_or_init(oda::test_ca_keys)
 }
 
-/// The first GENERATE AC's P1: AAC when the TVR hits a denial code, else ARQC (with CDA
-/// when it was chosen and the ICC key recovered).
-pub(super) fn first_ac_p1(card: &CardTxn) -> u8 {
+/// The first GENERATE AC's P1: AAC when the TVR hits a denial code (the issuer's, or the
+/// terminal's: `tac_denial`, from the application's parameters or [`TAC_DENIAL`]), else
+/// ARQC (with CDA when it was chosen and the ICC key recovered).
+pub(super) fn first_ac_p1(card: &CardTxn, tac_denial: [u8; 5]) -> u8 {
     let tvr = card.values.get(0x95).unwrap_or(&[0; 5]);
     let iac = card.values.get(0x9F0E).unwrap_or(&[0; 5]);
     let deny = (0..5).any(|i| {
         let t = tvr.get(i).copied().unwrap_or(0);
-        t & (iac.get(i).copied().unwrap_or(0) | TAC_DENIAL[i]) != 0
+        t & (iac.get(i).copied().unwrap_or(0) | tac_denial[i]) != 0
     });
     if deny {
         0x00

@@ -58,6 +58,9 @@ pub struct Params {
     /// the test CAs of `fixtures/keys/oda-test-keys.yaml`; the TMS sends them with its
     /// parameters, and a list without a key withdraws it.
     pub ca_keys: Option<Vec<CaPublicKey>>,
+    /// EMV application parameters by AID (terminal action codes, limits). Absent, or no
+    /// entry for the card's AID: the terminal's built-in denial code (CVM failed).
+    pub applications: Option<Vec<Application>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ impl Default for Params {
             tms_interval_ms: 0,
             unsafe_no_reversal: false,
             ca_keys: None,
+            applications: None,
         }
     }
 }
@@ -121,7 +125,21 @@ impl Params {
         for (i, k) in self.ca_keys.iter().flatten().enumerate() {
             k.key().map_err(|e| format!("ca_keys[{i}]: {e}"))?;
         }
+        for (i, a) in self.applications.iter().flatten().enumerate() {
+            a.check().map_err(|e| format!("applications[{i}]: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// The parameters of the application `aid` the card selected: the entry whose AID is
+    /// the longest prefix of it (partial selection).
+    pub fn application(&self, aid: &[u8]) -> Option<&Application> {
+        let aid = hex::encode_upper(aid);
+        self.applications
+            .iter()
+            .flatten()
+            .filter(|a| aid.starts_with(&a.aid.trim().to_ascii_uppercase()))
+            .max_by_key(|a| a.aid.trim().len())
     }
 
     /// `minor` units as text with the currency's exponent: 4250 → "42.50".
@@ -195,6 +213,59 @@ mod tests {
         fn amount_text_round_trips(minor in 0u64..1_000_000_000_000, exp in 0u8..4) {
             prop_assert_eq!(parse_amount(&format_amount(minor, exp), exp), Some(minor));
         }
+    }
+}
+
+/// EMV application parameters for one AID (EMV Book 4, terminal action analysis): the
+/// terminal action codes (hex, 5 bytes each, like the TVR) and limits in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    /// The AID, hex (5 to 16 bytes); a card's AID that starts with it matches.
+    pub aid: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub app_version: String,
+    pub tac_default: String,
+    pub tac_denial: String,
+    pub tac_online: String,
+    #[serde(default)]
+    pub floor_limit: u64,
+    #[serde(default)]
+    pub cvm_limit: u64,
+}
+
+impl Application {
+    fn code(field: &str, v: &str) -> Result<[u8; 5], String> {
+        hex::decode(v.trim())
+            .ok()
+            .and_then(|b| <[u8; 5]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| format!("{field}: 5 bytes of hex expected, got {v:?}"))
+    }
+
+    pub fn tac_denial(&self) -> Result<[u8; 5], String> {
+        Application::code("tac_denial", &self.tac_denial)
+    }
+
+    pub fn tac_online(&self) -> Result<[u8; 5], String> {
+        Application::code("tac_online", &self.tac_online)
+    }
+
+    pub fn tac_default(&self) -> Result<[u8; 5], String> {
+        Application::code("tac_default", &self.tac_default)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let aid = hex::decode(self.aid.trim())
+            .map_err(|_| format!("aid: hex expected, got {:?}", self.aid))?;
+        if !(5..=16).contains(&aid.len()) {
+            return Err(format!("aid: 5 to 16 bytes expected, got {}", aid.len()));
+        }
+        self.tac_denial()?;
+        self.tac_online()?;
+        self.tac_default()?;
+        Ok(())
     }
 }
 
@@ -309,6 +380,43 @@ impl CaPublicKey {
 #[cfg(test)]
 mod ca_key_tests {
     use super::*;
+
+    fn visa(tac_denial: &str) -> Application {
+        Application {
+            aid: "A000000003".into(),
+            label: "VISA".into(),
+            app_version: "0096".into(),
+            tac_default: "DC4000A800".into(),
+            tac_denial: tac_denial.into(),
+            tac_online: "DC4004F800".into(),
+            floor_limit: 0,
+            cvm_limit: 5000,
+        }
+    }
+
+    #[test]
+    fn applications_match_by_the_longest_aid_prefix_and_are_checked() {
+        let mut credit = visa("0800000000");
+        credit.aid = "A0000000031010".into();
+        let p = Params {
+            applications: Some(vec![visa("0010000000"), credit]),
+            ..Params::default()
+        };
+        assert_eq!(p.check(), Ok(()));
+        let a = p.application(&[0xA0, 0, 0, 0, 3, 0x10, 0x10]).unwrap();
+        assert_eq!(a.tac_denial(), Ok([8, 0, 0, 0, 0]));
+        let a = p.application(&[0xA0, 0, 0, 0, 3, 0x20, 0x10]).unwrap();
+        assert_eq!(a.tac_denial(), Ok([0, 0x10, 0, 0, 0]));
+        assert!(p.application(&[0xA0, 0, 0, 0, 4, 0x10, 0x10]).is_none());
+        let bad = Params {
+            applications: Some(vec![visa("08000000")]),
+            ..Params::default()
+        };
+        assert_eq!(
+            bad.check(),
+            Err("applications[0]: tac_denial: 5 bytes of hex expected, got \"08000000\"".into())
+        );
+    }
 
     #[test]
     fn the_test_cas_load_with_their_check_sums() {

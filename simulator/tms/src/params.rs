@@ -5,8 +5,9 @@
 //! host_timeout_ms, contactless_cvm_limit, training, receipt_header, receipt_footer, ...),
 //! exactly like a bench file's `provisioning.parameters`, so the terminal merges them over
 //! its `Params` and there is one parameter model, not two: the CA public keys travel as
-//! its `ca_keys` (RID, index, expiry, modulus, exponent, SHA-1 check sum). `tms` holds
-//! what that model has no field for yet (host address, retries, floor limit, EMV AIDs).
+//! its `ca_keys` (RID, index, expiry, modulus, exponent, SHA-1 check sum), the EMV
+//! application parameters as its `applications` (AID, terminal action codes, limits).
+//! `tms` holds what that model has no field for yet (host address, retries, floor limit).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,7 +34,6 @@ pub struct TmsParams {
     pub retries: u32,
     /// Terminal floor limit in minor units (0: every card transaction online).
     pub floor_limit: u64,
-    pub aids: Vec<Aid>,
 }
 
 impl Default for TmsParams {
@@ -42,23 +42,8 @@ impl Default for TmsParams {
             host: "127.0.0.1:8583".into(),
             retries: 3,
             floor_limit: 0,
-            aids: Vec::new(),
         }
     }
-}
-
-/// EMV application parameters for one AID.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Aid {
-    pub aid: String,
-    pub label: String,
-    pub app_version: String,
-    pub tac_default: String,
-    pub tac_denial: String,
-    pub tac_online: String,
-    pub floor_limit: u64,
-    pub cvm_limit: u64,
 }
 
 impl ParameterSet {

@@ -175,6 +175,33 @@ async fn publish_ca_keys(
 }
 
 #[when(
+    regex = r#"^the TMS publishes parameters version "([^"]+)" with the terminal action code denial "([0-9A-F]{10})" for AID "([0-9A-F]{10,32})"$"#
+)]
+async fn publish_tac(w: &mut PosWorld, version: String, denial: String, aid: String) {
+    let d = tms(w).await;
+    let params = w.bench().await.params.clone();
+    let mut terminal = match serde_json::to_value(&params) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    terminal.remove("version");
+    terminal.insert(
+        "applications".into(),
+        serde_json::json!([{"aid": aid, "label": "TEST", "tac_default": "DC4000A800",
+                            "tac_denial": denial, "tac_online": "DC4004F800",
+                            "floor_limit": 0, "cvm_limit": 5000}]),
+    );
+    lock(&d).publish_parameters(
+        "bench",
+        ParameterSet {
+            version,
+            terminal,
+            ..ParameterSet::default()
+        },
+    );
+}
+
+#[when(
     regex = r#"^the TMS releases firmware "([^"]+)"( whose health check fails)? to the terminal$"#
 )]
 async fn release(w: &mut PosWorld, version: String, fails: String) {

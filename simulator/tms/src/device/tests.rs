@@ -218,7 +218,11 @@ fn first_provisioning_then_update_then_quiet() {
         .unwrap();
     assert_eq!(params.terminal["merchant_name"], "POSLAB DEMO SHOP");
     assert_eq!(params.terminal["tid"], T1);
-    assert_eq!(params.tms.aids.len(), 2);
+    assert_eq!(
+        params.terminal["applications"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(params.terminal["ca_keys"].as_array().map(Vec::len), Some(2));
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::DownloadComplete { size: 65536, .. })));
