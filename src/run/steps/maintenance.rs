@@ -98,6 +98,13 @@ async fn order(w: &mut PosWorld, what: String) {
 
 #[when(regex = r#"^the TMS publishes parameters version "([^"]+)" with (\w+) = "([^"]*)"$"#)]
 async fn publish_parameters(w: &mut PosWorld, version: String, name: String, value: String) {
+    let v = serde_json::from_str::<Value>(&value).unwrap_or(Value::String(value));
+    publish_bench_set(w, version, name, v).await;
+}
+
+/// Publishes version `version` of the bench's parameter set: the bench's parameters with
+/// `name` set to `value`.
+async fn publish_bench_set(w: &mut PosWorld, version: String, name: String, value: Value) {
     let d = tms(w).await;
     let params = w.bench().await.params.clone();
     let mut terminal = match serde_json::to_value(&params) {
@@ -105,8 +112,7 @@ async fn publish_parameters(w: &mut PosWorld, version: String, name: String, val
         _ => serde_json::Map::new(),
     };
     terminal.remove("version");
-    let v = serde_json::from_str::<Value>(&value).unwrap_or(Value::String(value));
-    terminal.insert(name, v);
+    terminal.insert(name, value);
     lock(&d).publish_parameters(
         "bench",
         ParameterSet {
@@ -127,7 +133,6 @@ async fn publish_ca_keys(
     index: String,
     rid: String,
 ) {
-    let d = tms(w).await;
     let params = w.bench().await.params.clone();
     let mut keys = params.ca_public_keys();
     let at = keys
@@ -155,76 +160,57 @@ async fn publish_ca_keys(
             }
         }
     }
-    let mut terminal = match serde_json::to_value(&params) {
-        Ok(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    terminal.remove("version");
-    terminal.insert(
-        "ca_keys".into(),
-        serde_json::to_value(&keys).unwrap_or_default(),
-    );
-    lock(&d).publish_parameters(
-        "bench",
-        ParameterSet {
-            version,
-            terminal,
-            ..ParameterSet::default()
-        },
-    );
+    let keys = serde_json::to_value(&keys).unwrap_or_default();
+    publish_bench_set(w, version, "ca_keys".into(), keys).await;
 }
 
 #[when(
     regex = r#"^the TMS publishes parameters version "([^"]+)" with the terminal action code denial "([0-9A-F]{10})" for AID "([0-9A-F]{10,32})"$"#
 )]
 async fn publish_tac(w: &mut PosWorld, version: String, denial: String, aid: String) {
-    let d = tms(w).await;
-    let params = w.bench().await.params.clone();
-    let mut terminal = match serde_json::to_value(&params) {
-        Ok(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    terminal.remove("version");
-    terminal.insert(
-        "applications".into(),
-        serde_json::json!([{"aid": aid, "label": "TEST", "tac_default": "DC4000A800",
-                            "tac_denial": denial, "tac_online": "DC4004F800",
-                            "floor_limit": 0, "cvm_limit": 5000}]),
-    );
-    lock(&d).publish_parameters(
-        "bench",
-        ParameterSet {
-            version,
-            terminal,
-            ..ParameterSet::default()
-        },
-    );
+    let apps = serde_json::json!([{"aid": aid, "label": "TEST", "tac_default": "DC4000A800",
+                                   "tac_denial": denial, "tac_online": "DC4004F800",
+                                   "floor_limit": 0, "cvm_limit": 5000}]);
+    publish_bench_set(w, version, "applications".into(), apps).await;
 }
 
 #[when(
     regex = r#"^the TMS releases firmware "([^"]+)"( whose health check fails)? to the terminal$"#
 )]
 async fn release(w: &mut PosWorld, version: String, fails: String) {
-    let d = tms(w).await;
     let tid = tid(w).await;
+    let target = Target {
+        tids: vec![tid],
+        ..Target::default()
+    };
+    let health = if fails.is_empty() { "ok" } else { "fail" };
+    release_package(w, &version, health, IMAGE_SIZE, target, Vec::new()).await;
+}
+
+/// Releases a generated test image of `size` bytes as package `poslab-ref-VERSION`,
+/// whose health check after the reboot says `health` (`ok` or `fail`).
+pub(super) async fn release_package(
+    w: &mut PosWorld,
+    version: &str,
+    health: &str,
+    size: usize,
+    target: Target,
+    waves: Vec<poslab_tms::config::Wave>,
+) {
     let package = PackageConfig {
         id: format!("poslab-ref-{version}"),
-        version: version.clone(),
+        version: version.to_string(),
         image: ImageSource {
             file: None,
             generate: Some(Generate {
-                size: IMAGE_SIZE,
+                size,
                 seed: 7,
-                health: if fails.is_empty() { "ok" } else { "fail" }.into(),
+                health: health.into(),
             }),
         },
-        target: Target {
-            tids: vec![tid],
-            ..Target::default()
-        },
-        waves: Vec::new(),
+        target,
+        waves,
     };
-    drop(d);
     w.bench()
         .await
         .tms_node()

@@ -6,7 +6,9 @@
 
 use cucumber::gherkin::Step;
 use cucumber::{given, then, when};
-use poslab_tms::config::{Generate, ImageSource, PackageConfig, Target, TerminalEntry, Wave};
+use poslab_tms::config::{Target, TerminalEntry, Wave};
+
+use super::maintenance::release_package;
 
 use crate::fleet::{call_over_pipe, FleetTerminal};
 use crate::run::world::PosWorld;
@@ -102,25 +104,8 @@ fn waves(step: &Step) -> Vec<Wave> {
 }
 
 async fn release(w: &mut PosWorld, version: &str, fails: bool, target: Target, waves: Vec<Wave>) {
-    let package = PackageConfig {
-        id: package_id(version),
-        version: version.to_string(),
-        image: ImageSource {
-            file: None,
-            generate: Some(Generate {
-                size: IMAGE_SIZE,
-                seed: 11,
-                health: if fails { "fail" } else { "ok" }.into(),
-            }),
-        },
-        target,
-        waves,
-    };
-    w.bench()
-        .await
-        .tms_node()
-        .and_then(|n| n.publish_package(package))
-        .unwrap_or_else(|e| panic!("the TMS cannot release firmware {version}: {e:#}"));
+    let health = if fails { "fail" } else { "ok" };
+    release_package(w, version, health, IMAGE_SIZE, target, waves).await;
 }
 
 #[when(
