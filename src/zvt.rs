@@ -223,9 +223,31 @@ impl<A: PaymentApplication + Send + 'static> Handler for TerminalHandler<A> {
 /// open, `reconnect` is called (at most 3 times, 200 ms apart) to get a new stream, and
 /// the ECR asks the terminal for its last result on it.
 pub async fn run_ecr<S, R, F>(
-    mut stream: S,
+    stream: S,
     ecr: &mut Ecr,
     command: EcrCommand,
+    journal: &Journal,
+    link: &str,
+    reconnect: R,
+    on_event: impl FnMut(&EcrEvent),
+) -> anyhow::Result<Outcome>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: FnMut() -> F,
+    F: Future<Output = anyhow::Result<S>>,
+{
+    let start = Instant::now();
+    ecr.start(command, start.elapsed(), Some(wall_now()));
+    drive_ecr(stream, ecr, start, journal, link, reconnect, on_event).await
+}
+
+/// Drives the command `ecr` runs (started at `start`, the origin of its clock) over
+/// `stream` until it has an outcome; see [`run_ecr`]. After the terminal restarted under
+/// a command ([`Ecr::handle_restart`]) this finishes it on the new stream.
+pub async fn drive_ecr<S, R, F>(
+    mut stream: S,
+    ecr: &mut Ecr,
+    start: Instant,
     journal: &Journal,
     link: &str,
     mut reconnect: R,
@@ -236,8 +258,6 @@ where
     R: FnMut() -> F,
     F: Future<Output = anyhow::Result<S>>,
 {
-    let start = Instant::now();
-    ecr.start(command, start.elapsed(), Some(wall_now()));
     let mut buf = vec![0u8; 4096];
     let mut outcome: Option<Outcome> = None;
     let mut delivered_by: Option<Instant> = None;

@@ -80,3 +80,17 @@ Feature: A bad serial line between the cash register and the terminal
     And every purchase ended approved, declined or unknown, none sent again blindly
     And nobody was charged twice
     And at close of day the terminal's totals match the host's
+
+  # the register's patience (T4, then its questions for the last result) is minutes long,
+  # and the terminal waits longer still before it reverses (11 minutes)
+  @simulated-time
+  Scenario: The register never hears the payment's result: the terminal reverses it, nobody pays
+    When the cashier starts a purchase of 11.00 EUR
+    And the terminal's answers to the cash register are lost from now on
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the cash register is told the result is unknown and does not pay again
+    And the host received a reversal for the last purchase
+    And the host holds that purchase as reversed
+    And nobody was charged twice
+    When the cash register's serial line is clean again
+    Then at close of day the terminal's totals match the host's

@@ -1121,95 +1121,112 @@ fn serve_printer(mut incoming: Incoming, printer: PrinterHandle, shutdown: Cance
 
 // ---- the emulated cash register ---------------------------------------------------------
 
-enum EcrMsg {
-    Run(EcrCommand, oneshot::Sender<anyhow::Result<Outcome>>),
-    Replace(BoxIo),
-}
+struct EcrRun(EcrCommand, oneshot::Sender<anyhow::Result<Outcome>>);
 
 struct EcrDriver {
-    tx: mpsc::UnboundedSender<EcrMsg>,
-    /// Ends the command in progress: the terminal lost power, its answer will never come.
-    abandon: Arc<tokio::sync::Notify>,
+    tx: mpsc::UnboundedSender<EcrRun>,
+    /// New links to the terminal (after it restarted with new in-memory pipes).
+    streams: mpsc::UnboundedSender<BoxIo>,
+    /// The terminal restarted (power loss, watchdog) under the command in progress.
+    restarted: Arc<tokio::sync::Notify>,
 }
+
+/// How long the register waits for the bench to hand it the restarted terminal's new
+/// link before it goes on with the one it has (a process keeps its pty).
+const NEW_LINK_WAIT: Duration = Duration::from_secs(2);
 
 impl EcrDriver {
     fn start(stream: BoxIo, link: LinkConfig, journal: Journal) -> EcrDriver {
-        let (tx, mut rx) = mpsc::unbounded_channel::<EcrMsg>();
-        let abandon = Arc::new(tokio::sync::Notify::new());
-        let abandoned = abandon.clone();
+        let (tx, mut rx) = mpsc::unbounded_channel::<EcrRun>();
+        let (streams, mut new_streams) = mpsc::unbounded_channel::<BoxIo>();
+        let restarted = Arc::new(tokio::sync::Notify::new());
+        let restarts = restarted.clone();
+        let config = EcrConfig {
+            link,
+            completion_timeout: Duration::from_secs(300),
+            ..EcrConfig::default()
+        };
         tokio::spawn(async move {
             let mut stream = stream;
-            let mut ecr = Ecr::new(EcrConfig {
-                link,
-                completion_timeout: Duration::from_secs(300),
-                ..EcrConfig::default()
-            });
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    EcrMsg::Replace(s) => {
-                        stream = s;
-                        ecr = Ecr::new(EcrConfig {
-                            link,
-                            completion_timeout: Duration::from_secs(300),
-                            ..EcrConfig::default()
-                        });
+            let mut ecr = Ecr::new(config.clone());
+            loop {
+                let EcrRun(command, reply) = tokio::select! {
+                    biased;
+                    s = new_streams.recv() => match s {
+                        Some(s) => {
+                            stream = s;
+                            ecr = Ecr::new(config.clone());
+                            continue;
+                        }
+                        None => return,
+                    },
+                    r = rx.recv() => match r { Some(r) => r, None => return },
+                };
+                let name = command.name();
+                let start = tokio::time::Instant::now();
+                ecr.start(command, start.elapsed(), Some(crate::zvt::wall_now()));
+                // a money-safe register: when the terminal restarts under a command, it
+                // asks the terminal for its last result once it is back, as after any
+                // lost answer
+                let result = loop {
+                    let drive = crate::zvt::drive_ecr(
+                        &mut stream,
+                        &mut ecr,
+                        start,
+                        &journal,
+                        "ecr",
+                        || {
+                            std::future::ready(Err::<&mut BoxIo, _>(anyhow::anyhow!(
+                                "the register does not reconnect"
+                            )))
+                        },
+                        |_| {},
+                    );
+                    let restarted = tokio::select! {
+                        biased;
+                        r = drive => break r,
+                        _ = restarts.notified() => true,
+                    };
+                    if restarted {
+                        journal.record("ecr", "terminal-restarted", json!({"command": name}));
+                        if let Ok(Some(s)) =
+                            tokio::time::timeout(NEW_LINK_WAIT, new_streams.recv()).await
+                        {
+                            stream = s;
+                        }
+                        ecr.handle_restart(start.elapsed());
                     }
-                    EcrMsg::Run(command, reply) => {
-                        let name = command.name();
-                        let run = crate::zvt::run_ecr(
-                            &mut stream,
-                            &mut ecr,
-                            command,
-                            &journal,
-                            "ecr",
-                            || {
-                                std::future::ready(Err::<&mut BoxIo, _>(anyhow::anyhow!(
-                                    "the register does not reconnect"
-                                )))
-                            },
-                            |_| {},
-                        );
-                        let result = tokio::select! {
-                            biased;
-                            r = run => r,
-                            _ = abandoned.notified() => {
-                                // a register whose terminal lost power gives up the command
-                                // and starts afresh (its receipt lookup is the operator's job)
-                                ecr = Ecr::new(EcrConfig {
-                                    link,
-                                    completion_timeout: Duration::from_secs(300),
-                                    ..EcrConfig::default()
-                                });
-                                Err(anyhow::anyhow!("the terminal lost power during the command"))
-                            }
-                        };
-                        match &result {
-                            Ok(o) => journal.record("ecr", "outcome", json!({"command": name, "status": format!("{:?}", o.status),
-                                "result_code": o.result_code.map(|c| c.0), "text": o.additional_text, "receipt": o.receipt,
-                                "amount": o.amount, "pan": o.pan, "intermediate": o.intermediate,
-                                "result_text": o.result_text, "notes": o.notes, "recovered": o.recovered, "resent": o.resent})),
-                            Err(e) => journal.record("ecr", "outcome", json!({"command": name, "error": format!("{e:#}")})),
-                        };
-                        let _ = reply.send(result);
-                    }
-                }
+                };
+                match &result {
+                    Ok(o) => journal.record("ecr", "outcome", json!({"command": name, "status": format!("{:?}", o.status),
+                        "result_code": o.result_code.map(|c| c.0), "text": o.additional_text, "receipt": o.receipt,
+                        "amount": o.amount, "pan": o.pan, "intermediate": o.intermediate,
+                        "result_text": o.result_text, "notes": o.notes, "recovered": o.recovered, "resent": o.resent})),
+                    Err(e) => journal.record("ecr", "outcome", json!({"command": name, "error": format!("{e:#}")})),
+                };
+                let _ = reply.send(result);
             }
         });
-        EcrDriver { tx, abandon }
+        EcrDriver {
+            tx,
+            streams,
+            restarted,
+        }
     }
 
+    /// The terminal restarted: the command in progress recovers its outcome.
     fn abandon(&self) {
-        self.abandon.notify_waiters();
+        self.restarted.notify_waiters();
     }
 
     fn run(&self, command: EcrCommand) -> oneshot::Receiver<anyhow::Result<Outcome>> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(EcrMsg::Run(command, tx));
+        let _ = self.tx.send(EcrRun(command, tx));
         rx
     }
 
     fn replace(&self, stream: BoxIo) {
-        let _ = self.tx.send(EcrMsg::Replace(stream));
+        let _ = self.streams.send(stream);
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use poslab_terminal::txn::TxnKind;
 use poslab_zvt::codes::ResultCode;
 use poslab_zvt::link::LinkConfig;
+use poslab_zvt::message::Message;
 use poslab_zvt::terminal::{
     Context, PaymentApplication, PaymentRequest, Reply, Step, Terminal, TerminalConfig,
-    TransactionRecord,
+    TerminalEvent, TransactionRecord,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -116,6 +117,8 @@ pub(crate) async fn serve(
     software_version: String,
     shutdown: CancellationToken,
 ) {
+    // what the core hears of the register's acknowledgements (besides its commands)
+    let core = app.requests.clone();
     let mut terminal = Terminal::new(
         app,
         TerminalConfig {
@@ -136,6 +139,10 @@ pub(crate) async fn serve(
     // acknowledged what went before)
     let mut queued: std::collections::VecDeque<Vec<Step>> = std::collections::VecDeque::new();
     let mut buf = vec![0u8; 4096];
+    // the message the register left unacknowledged in the running command
+    let mut silent: Option<Message> = None;
+    // the trace of the status information sent in the running command
+    let mut told: Option<u32> = None;
     loop {
         while terminal.is_held() {
             match queued.pop_front() {
@@ -144,8 +151,15 @@ pub(crate) async fn serve(
             }
         }
         if terminal.is_idle() && !queued.is_empty() {
-            // the command ended without them (the ECR aborted it, or went silent)
-            queued.clear();
+            // the command ended without them (the ECR aborted it, or went silent): a
+            // payment result among them never reaches the register
+            for steps in queued.drain(..) {
+                for step in steps {
+                    if let Step::StatusInformation(f) = step {
+                        let _ = core.send(EcrRequest::ResultUndelivered { trace: f.trace() });
+                    }
+                }
+            }
         }
         while let Some(bytes) = terminal.poll_transmit() {
             if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
@@ -153,6 +167,34 @@ pub(crate) async fn serve(
             }
         }
         while let Some(ev) = terminal.poll_event() {
+            match &ev {
+                TerminalEvent::Apdu {
+                    dir: poslab_zvt::terminal::Direction::Out,
+                    message: Some(Message::StatusInformation(f)),
+                    ..
+                } => told = f.trace(),
+                TerminalEvent::EcrSilent(sent) => silent = Some(sent.clone()),
+                TerminalEvent::Finished(m) => {
+                    let payment = matches!(m, Message::Authorisation(_));
+                    match (silent.take(), told.take()) {
+                        // the status information went unacknowledged
+                        (Some(Message::StatusInformation(f)), _) if payment => {
+                            let _ = core.send(EcrRequest::ResultUndelivered { trace: f.trace() });
+                        }
+                        // acknowledged, but the completion was not
+                        (Some(Message::Completion(_)), Some(t)) if payment => {
+                            let _ = core.send(EcrRequest::ResultUndelivered { trace: Some(t) });
+                        }
+                        (Some(_), _) => {}
+                        // every message acknowledged: the register has the result
+                        (None, Some(t)) => {
+                            let _ = core.send(EcrRequest::ResultDelivered { trace: t });
+                        }
+                        (None, None) => {}
+                    }
+                }
+                _ => {}
+            }
             crate::zvt::log_terminal_event(ev, &journal, "terminal/ecr");
         }
         let deadline = terminal.poll_timeout().map(|t| start + t);

@@ -45,6 +45,13 @@ mod oda;
 
 /// How often held receipts are tried again.
 const PRINTER_RETRY: Duration = Duration::from_secs(2);
+
+/// How long the register may take to ask for a payment result it never acknowledged
+/// before the terminal reverses the payment: a line that comes back within it (a cable
+/// plugged in again) gets the approval; after it, or as soon as the register starts
+/// another command, the payment is reversed, and the last result says so. Either way the
+/// register and the host agree: approved and charged, or not approved and not charged.
+pub(crate) const RESULT_GRACE: Duration = Duration::from_secs(5 * 60);
 /// How long the reader waits for one card answer.
 const CARD_ANSWER: Duration = Duration::from_secs(5);
 
@@ -64,6 +71,9 @@ pub(crate) struct Core {
     started: Instant,
     next_saf: Option<Instant>,
     next_print: Option<Instant>,
+    /// When the last approved payment is reversed unless the register asks for its result
+    /// (which it never acknowledged) before.
+    reverse_unconfirmed_at: Option<Instant>,
     /// What the display shows now.
     shown: String,
     /// The TMS client and the firmware slots.
@@ -129,6 +139,7 @@ impl Core {
             started: Instant::now(),
             next_saf: None,
             next_print: None,
+            reverse_unconfirmed_at: None,
             shown: String::new(),
             mnt,
         }
@@ -188,10 +199,10 @@ impl Core {
         self.power_up();
         self.maintenance_start().await;
         loop {
-            let wake = match (self.next_saf, self.next_print) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [self.next_saf, self.next_print, self.reverse_unconfirmed_at]
+                .into_iter()
+                .flatten()
+                .min();
             let wake = match (wake, self.maintenance_wake()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -200,6 +211,8 @@ impl Core {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 req = requests.recv() => match req {
+                    Some(EcrRequest::ResultUndelivered { trace }) => self.result_undelivered(trace),
+                    Some(EcrRequest::ResultDelivered { trace }) => self.result_delivered(trace),
                     Some(req) => self.handle(req).await,
                     None => return Ok(()),
                 },
@@ -259,6 +272,28 @@ impl Core {
             }
             self.store.state.saf.push(pending);
         }
+        if self.store.state.unconfirmed.is_some() {
+            // the register may not have the last result: it may ask for it
+            self.reverse_unconfirmed_at = Some(Instant::now() + RESULT_GRACE);
+        }
+        // the last result survives the restart: a register that lost the answer asks
+        // for it (repeat receipt) once the terminal is back
+        let last = self
+            .store
+            .state
+            .batch
+            .iter()
+            .max_by_key(|r| r.receipt)
+            .map(|r| {
+                let text = match (&r.outcome, r.training) {
+                    (Outcome::Approved { .. }, true) => "APPROVED - TRAINING",
+                    (o, _) => receipt::result_text(o),
+                };
+                self.zvt_record(r, None, text)
+            });
+        if let Ok(mut l) = self.last.lock() {
+            *l = last;
+        }
         if let Some(de48) = self.store.state.wrapped_keys.clone() {
             match iso::session_keys(&de48, &self.cfg.tmk) {
                 Ok(keys) => self.keys = Some(keys),
@@ -304,6 +339,10 @@ impl Core {
             self.next_print = None;
             self.print_held().await;
         }
+        if self.reverse_unconfirmed_at.is_some_and(|t| t <= now) {
+            self.reverse_unconfirmed_at = None;
+            self.reverse_unconfirmed().await;
+        }
         self.maintenance_background().await;
     }
 
@@ -316,11 +355,18 @@ impl Core {
         let refused = self.out_of_service(&req).await;
         let steps = match req {
             _ if refused.is_some() => refused.unwrap_or_default(),
-            EcrRequest::Sale { kind, amount } => self.sale(kind, amount).await,
+            EcrRequest::Sale { kind, amount } => {
+                if self.reverse_unconfirmed_at.take().is_some() {
+                    // the register moved on without the last result: it will not ask
+                    self.reverse_unconfirmed().await;
+                }
+                self.sale(kind, amount).await
+            }
             EcrRequest::Void { receipt } => self.void(receipt).await,
             EcrRequest::Completion { receipt, amount } => self.completion(receipt, amount).await,
             EcrRequest::EndOfDay => self.end_of_day().await,
             EcrRequest::SignOn => self.register().await,
+            EcrRequest::ResultUndelivered { .. } | EcrRequest::ResultDelivered { .. } => Vec::new(),
         };
         self.finish_ecr(steps);
         self.show_ready();
@@ -521,6 +567,75 @@ impl Core {
             }
         }
         result
+    }
+
+    /// The register did not acknowledge the result of the last approved payment. It may
+    /// still ask for it (repeat receipt) when its line is back; if it does not within
+    /// [`RESULT_GRACE`], the payment is reversed (a terminal that cannot deliver a
+    /// payment's result must not keep the money).
+    fn result_undelivered(&mut self, trace: Option<u32>) {
+        let Some(entry) = &self.store.state.unconfirmed else {
+            return;
+        };
+        if trace.is_some_and(|t| t != entry.original_stan) {
+            // another transaction's result
+            return;
+        }
+        self.journal.record(
+            "terminal",
+            "result-undelivered",
+            json!({"stan": entry.original_stan, "receipt": entry.receipt,
+                   "reversed_in_s": RESULT_GRACE.as_secs()}),
+        );
+        self.reverse_unconfirmed_at = Some(Instant::now() + RESULT_GRACE);
+    }
+
+    /// The register acknowledged the result with this trace: nothing to reverse.
+    fn result_delivered(&mut self, trace: u32) {
+        if self
+            .store
+            .state
+            .unconfirmed
+            .as_ref()
+            .is_some_and(|e| e.original_stan == trace)
+        {
+            self.store.state.unconfirmed = None;
+            self.reverse_unconfirmed_at = None;
+            self.save();
+        }
+    }
+
+    /// The grace ran out: the payment the register never heard of is reversed, and the
+    /// last result the register may ask for says so.
+    async fn reverse_unconfirmed(&mut self) {
+        let Some(entry) = self.store.state.unconfirmed.take() else {
+            return;
+        };
+        self.journal.record(
+            "terminal",
+            "result-never-delivered",
+            json!({"stan": entry.original_stan, "receipt": entry.receipt,
+                   "what": "the register never had the result: the payment is reversed"}),
+        );
+        let receipt = entry.receipt;
+        if let Some(r) = self.store.record_mut(receipt) {
+            r.state = TxnState::Reversed;
+            r.outcome = Outcome::Refused {
+                reason: "result not delivered to the cash register".into(),
+            };
+        }
+        let last = self
+            .store
+            .record_mut(receipt)
+            .map(|r| r.clone())
+            .map(|r| self.zvt_record(&r, None, "NOT DELIVERED - REVERSED"));
+        if let (Some(last), Ok(mut l)) = (last, self.last.lock()) {
+            *l = Some(last);
+        }
+        self.store.state.in_flight = Some(entry);
+        self.save();
+        self.reverse_in_flight().await;
+        self.show("PAYMENT REVERSED - REGISTER NOT REACHED");
     }
 
     /// The request in flight failed: queue its reversal and try it at once.
@@ -822,6 +937,12 @@ impl Core {
                         return self.conclude(record, &mut card, Some(())).await;
                     }
                 }
+                // kept until the register has the result (see result_undelivered)
+                self.store.state.unconfirmed = if approved {
+                    self.store.state.in_flight.take()
+                } else {
+                    None
+                };
                 self.store.state.in_flight = None;
                 self.replace_record(&record);
                 self.save();

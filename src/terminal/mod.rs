@@ -86,6 +86,18 @@ pub(crate) enum EcrRequest {
     EndOfDay,
     /// Registration: the terminal goes on line (sign-on and key exchange).
     SignOn,
+    /// The register did not acknowledge a payment's result (its status information, with
+    /// this trace when it was that, or its completion) through the link's retries. Unless
+    /// it asks for it (repeat receipt) within `flow::RESULT_GRACE`, the payment is
+    /// reversed. Not a command: nothing is answered.
+    ResultUndelivered {
+        trace: Option<u32>,
+    },
+    /// The register acknowledged the status information with this trace (in the payment
+    /// or in an answer to a repeat receipt): that payment's result is delivered.
+    ResultDelivered {
+        trace: u32,
+    },
 }
 
 /// Shared between the ECR link and the core: may a running command still be aborted?

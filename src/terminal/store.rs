@@ -25,6 +25,10 @@ pub struct State {
     /// A request sent (or about to be) whose answer has not been handled: after a power
     /// loss it becomes a reversal.
     pub in_flight: Option<SafEntry>,
+    /// The reversal of the last approved payment, kept until the register has its result:
+    /// a result the register never acknowledged reverses the payment.
+    #[serde(default)]
+    pub unconfirmed: Option<SafEntry>,
     /// Receipts (ESC/POS bytes, hex) the printer could not take yet.
     pub held_receipts: Vec<HeldReceipt>,
     pub signed_on: bool,

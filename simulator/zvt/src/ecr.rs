@@ -197,6 +197,9 @@ pub struct EcrConfig {
     /// How many times the ECR asks for the last result (repeat receipt) before it calls a
     /// payment's outcome unknown; each request waits for its answer as a command does.
     pub recovery_attempts: u8,
+    /// How long a repeat-receipt request waits for its end (the terminal answers from
+    /// memory at once; a lost answer is asked for again sooner than T4 would allow).
+    pub recovery_timeout: Duration,
     /// A recovered result counts as ours when its time is within this window of when the
     /// command was sent (used when the trace number alone cannot tell).
     pub match_window: Duration,
@@ -209,7 +212,8 @@ impl Default for EcrConfig {
             password: 0,
             ack_timeout: Duration::from_secs(5),
             completion_timeout: Duration::from_secs(180),
-            recovery_attempts: 3,
+            recovery_attempts: 6,
+            recovery_timeout: Duration::from_secs(30),
             match_window: Duration::from_secs(600),
         }
     }
@@ -466,6 +470,17 @@ impl Ecr {
         }
     }
 
+    /// The terminal restarted under the running command (a power loss, a watchdog reset):
+    /// whatever the link had in flight is gone. A payment's outcome is asked for (repeat
+    /// receipt) as for any lost answer; anything else ends unknown.
+    pub fn handle_restart(&mut self, now: Time) {
+        self.link.reset();
+        if self.run.is_none() {
+            return;
+        }
+        self.lost("the terminal restarted", now);
+    }
+
     /// The connection could not be made again.
     pub fn handle_link_failed(&mut self, reason: &str) {
         if self.run.is_some() {
@@ -513,7 +528,14 @@ impl Ecr {
                 return;
             }
         };
-        let t4 = now + self.config.completion_timeout;
+        let t4 = now
+            + if run.recovering {
+                self.config
+                    .recovery_timeout
+                    .min(self.config.completion_timeout)
+            } else {
+                self.config.completion_timeout
+            };
         match (&message, self.phase) {
             (Message::Ack, Phase::AwaitAck(_)) => {
                 if run.command.ack_only() && !run.recovering {

@@ -435,8 +435,9 @@ fn when_the_ecr_cannot_tell_it_does_not_resend() {
     assert_eq!(pair.term.app().count("authorise"), 1);
 }
 
-/// A terminal that never answers at all: the repeat-receipt request, asked three times, is
-/// not answered either, so the outcome is unknown and nothing is sent a second time.
+/// A terminal that never answers at all: the repeat-receipt request, asked as many times as
+/// the ECR's `recovery_attempts` (6), is not answered either, so the outcome is unknown and
+/// nothing is sent a second time.
 #[test]
 fn a_silent_terminal_gives_unknown_not_a_second_payment() {
     let mut pair = Pair::new(Transport::Tcp, Script::default());
@@ -449,15 +450,18 @@ fn a_silent_terminal_gives_unknown_not_a_second_payment() {
             Command::AUTHORISATION,
             Command::REPEAT_RECEIPT,
             Command::REPEAT_RECEIPT,
+            Command::REPEAT_RECEIPT,
+            Command::REPEAT_RECEIPT,
+            Command::REPEAT_RECEIPT,
             Command::REPEAT_RECEIPT
         ],
-        "one payment, three questions"
+        "one payment, six questions"
     );
     assert!(
         o.result_text
             .as_deref()
             .unwrap_or("")
-            .contains("3 requests"),
+            .contains("6 requests"),
         "{o:?}"
     );
 }

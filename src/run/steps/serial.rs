@@ -138,6 +138,16 @@ async fn spec(w: &mut PosWorld, text: String) {
     }
 }
 
+#[when(regex = r"^the terminal's answers to the cash register are lost from now on$")]
+async fn answers_lost(w: &mut PosWorld) {
+    add(
+        w,
+        json!({"name": "answers_lost", "type": "byte_drop", "stream": "downstream",
+               "attributes": {"probability": 1.0}}),
+    )
+    .await;
+}
+
 #[when(regex = r"^the cash register's serial line is clean again$")]
 async fn clean(w: &mut PosWorld) {
     w.bench()
