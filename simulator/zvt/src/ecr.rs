@@ -212,7 +212,7 @@ impl Default for EcrConfig {
             password: 0,
             ack_timeout: Duration::from_secs(5),
             completion_timeout: Duration::from_secs(180),
-            recovery_attempts: 6,
+            recovery_attempts: 3,
             recovery_timeout: Duration::from_secs(30),
             match_window: Duration::from_secs(600),
         }

@@ -476,6 +476,18 @@ impl<A: PaymentApplication> Terminal<A> {
                     }
                 }
             }
+            (_, _) if self.running.is_some() && matches!(self.waiting, Waiting::EcrAck { .. }) => {
+                // the register sends a new command instead of acknowledging ours: it gave
+                // up on the running one (the ECR is the master), so that one ends
+                // unacknowledged and the new one starts
+                if let Waiting::EcrAck { sent, .. } =
+                    std::mem::replace(&mut self.waiting, Waiting::Nothing)
+                {
+                    self.events.push_back(TerminalEvent::EcrSilent(sent));
+                }
+                self.finish();
+                self.start(message, now);
+            }
             (_, _) if self.running.is_some() => {
                 // one command at a time
                 self.send(Message::Nak(ResultCode::FUNCTION_NOT_POSSIBLE), now);
