@@ -37,3 +37,26 @@ Feature: The terminal loses power in the middle of a sale
     Then the host received a close of day with 1 sale for 15.00 EUR and 0 refunds for 0.00 EUR
     And the close of day totals equal what the cash register was told was sold
     And the host answered the close of day with "00"
+
+  Scenario: Power lost at the card prompt: the register asks, learns nothing ran, sends it once more
+    When the cashier starts a purchase of 16.00 EUR
+    Then the terminal shows "INSERT, TAP OR SWIPE CARD"
+    When the terminal loses power and comes back
+    Then after the restart the terminal shows "INSERT, TAP OR SWIPE CARD" again
+    When the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And the cash register is told the sale was approved
+    And the host approved 1 purchase
+    And nobody was charged twice
+    And at close of day the terminal's totals match the host's
+
+  Scenario: Power lost right after the sale: nothing is reversed, nothing is charged twice
+    When the cashier starts a purchase of 17.00 EUR
+    And the cardholder inserts card "visa-credit" and enters PIN "1234"
+    Then the terminal shows "APPROVED"
+    And the cash register is told the sale was approved
+    When the terminal loses power and comes back
+    Then the host approved 1 purchase
+    And nobody was charged twice
+    And at close of day the terminal's totals match the host's
+    And the host received a close of day with 1 sale for 17.00 EUR and 0 refunds for 0.00 EUR

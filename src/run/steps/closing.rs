@@ -9,7 +9,7 @@ use poslab_host::Rule;
 use poslab_zvt::ecr::{EcrCommand, Status};
 use serde_json::Value;
 
-use super::{amount, field, host_decisions, host_requests, kind, link, mti, receipts};
+use super::{amount, displayed, field, host_decisions, host_requests, kind, link, mti, receipts};
 use crate::run::world::{PosWorld, WAIT};
 
 // ---- helpers ------------------------------------------------------------------------
@@ -687,6 +687,24 @@ async fn late_answer_not_before_reversal(w: &mut PosWorld) {
          terminal reversed an answered sale\n{}",
         w.excerpt(30)
     );
+}
+
+#[then(regex = r#"^after the restart the terminal shows "([^"]+)" again$"#)]
+async fn shows_after_restart(w: &mut PosWorld, text: String) {
+    w.wait_for(
+        WAIT,
+        &format!("\"{text}\" after the power came back"),
+        |e| {
+            let restored = e
+                .iter()
+                .rposition(|x| link(x) == "terminal" && kind(x) == "power-restored")?;
+            displayed(e.get(restored..).unwrap_or(&[]))
+                .iter()
+                .any(|t| *t == text)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[then(

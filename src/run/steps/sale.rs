@@ -150,7 +150,7 @@ async fn many(w: &mut PosWorld, n: usize, value: String, card: String) {
 
 #[when(expr = "the terminal loses power and comes back")]
 async fn power_loss(w: &mut PosWorld) {
-    w.pending = None; // the register's command dies with the terminal's answer
+    // the register's command lives on: it asks for the last result once the terminal is back
     w.bench()
         .await
         .power_cycle()
@@ -167,8 +167,8 @@ async fn hangs(w: &mut PosWorld) {
         .unwrap_or_else(|e| panic!("hang: {e:#}"));
 }
 
-/// The watchdog finds the hung terminal and restarts it; the register's command dies with
-/// the terminal's answer, as with a power cut.
+/// The watchdog finds the hung terminal and restarts it; the register's command asks for
+/// the last result once the terminal is back, as after a power cut.
 #[then(regex = r"^the watchdog restarts the terminal within (\d+) (seconds|minutes?)$")]
 async fn watchdog_restarts(w: &mut PosWorld, n: u64, unit: String) {
     let within = Duration::from_secs(if unit.starts_with("minute") {
@@ -176,7 +176,6 @@ async fn watchdog_restarts(w: &mut PosWorld, n: u64, unit: String) {
     } else {
         n
     });
-    w.pending = None;
     let silent = w
         .bench()
         .await
