@@ -699,8 +699,7 @@ async fn shows_after_restart(w: &mut PosWorld, text: String) {
                 .iter()
                 .rposition(|x| link(x) == "terminal" && kind(x) == "power-restored")?;
             displayed(e.get(restored..).unwrap_or(&[]))
-                .iter()
-                .any(|t| *t == text)
+                .contains(&text)
                 .then_some(())
         },
     )
