@@ -9,6 +9,7 @@ mod decode;
 mod determinism;
 mod ecr;
 mod host;
+mod http;
 mod iso8583_peer;
 mod peers;
 mod printer;

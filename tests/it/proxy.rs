@@ -72,28 +72,11 @@ fn echo_server(max: usize) -> String {
 
 /// One HTTP/1.1 request; returns (status, body).
 fn http(api: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-    let mut s = TcpStream::connect(api).expect("connect API");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nUser-Agent: poslab-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read response");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    crate::http::request(api, method, path, body.map(Value::to_string).as_deref())
 }
 
 fn json_of(body: &str) -> Value {
-    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+    crate::http::json(body)
 }
 
 #[test]

@@ -15,6 +15,8 @@ use poslab_tms::{KeyUsage, Order};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::http::{json, request as http};
+
 /// A `poslab tms` process, killed (by its handle) when dropped.
 struct TmsProcess(std::process::Child);
 
@@ -266,33 +268,6 @@ async fn logs_pulled_by_the_in_process_server_are_stored_and_a_decommissioned_ti
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One HTTP/1.1 request to the TMS's control API: (status, body).
-fn http(api: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(api).expect("connect to the tms api");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nUser-Agent: poslab-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read the response");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[tokio::test]
