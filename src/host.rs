@@ -39,6 +39,8 @@ pub struct HostServer {
     /// The host's clock: the wall clock at start, running with tokio's clock, so that a
     /// bench in simulated time moves the host's time windows (velocity, settlement) too.
     clock: (SystemTime, tokio::time::Instant),
+    /// Service time of each answered request, in µs (`poslab host --stats`).
+    service: Option<Arc<Mutex<hdrhistogram::Histogram<u64>>>>,
 }
 
 impl HostServer {
@@ -50,7 +52,25 @@ impl HostServer {
             journal,
             link: Arc::from("host"),
             clock: (crate::bench::time::wall_now(), tokio::time::Instant::now()),
+            service: None,
         }
+    }
+
+    /// Measures each request's service time: from its bytes read (a batch of pipelined
+    /// requests shares one) to its answer written, so the host's share of a load test's
+    /// latency can be told from the network's and the load generator's.
+    pub fn with_service_stats(mut self) -> HostServer {
+        self.service = hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+            .ok()
+            .map(|h| Arc::new(Mutex::new(h)));
+        self
+    }
+
+    /// The service times so far (µs), when measured.
+    pub fn service_stats(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        self.service
+            .as_ref()
+            .map(|h| h.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Now, by the host's clock.
@@ -218,9 +238,14 @@ impl Handler for HostServer {
         let result = loop {
             // answer every complete frame already buffered, then write once
             let mut fatal = None;
+            let read_at = std::time::Instant::now();
+            let mut requests = 0u64;
             loop {
                 match framed.try_next(|buf| framing.decode(buf)) {
-                    Ok(Some(frame)) => self.on_frame(frame, &peer, &mut out),
+                    Ok(Some(frame)) => {
+                        requests += 1;
+                        self.on_frame(frame, &peer, &mut out)
+                    }
                     Ok(None) => break,
                     Err(ReadError::Decode { error, buffered }) => {
                         let raw = framed
@@ -243,6 +268,13 @@ impl Handler for HostServer {
                 }
             }
             self.flush(&mut framed, &mut out, &peer).await?;
+            if let (Some(h), true) = (&self.service, requests > 0) {
+                let us = read_at.elapsed().as_micros().max(1) as u64;
+                let _ = h
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record_n(us, requests);
+            }
             if let Some(why) = fatal {
                 break Ok(why);
             }

@@ -51,6 +51,11 @@ pub struct Args {
     /// Runtime worker threads (default: one per core)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Measure each request's service time (bytes read to answer written) and print its
+    /// percentiles when the host stops
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// The configuration named by `--config`, or the built-in default.
@@ -97,11 +102,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(security) = security {
             host.set_security(Box::new(security));
         }
-        let server = HostServer::new(host, spec, journal);
+        let mut server = HostServer::new(host, spec, journal);
+        if args.stats {
+            server = server.with_service_stats();
+        }
+        let stats = server.clone();
         println!("listening on {addr}");
         tracing::info!(%addr, spec = %args.spec, "poslab host ready");
         let shutdown = net::shutdown_on_signal();
-        crate::host::run(
+        let served = crate::host::run(
             listener,
             server,
             Limits {
@@ -109,7 +118,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
             shutdown,
         )
-        .await
+        .await;
+        if let Some(h) = stats.service_stats() {
+            println!(
+                "service time (request read to answer written), {} requests: p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

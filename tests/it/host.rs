@@ -597,3 +597,58 @@ async fn the_host_with_security_exchanges_keys_and_checks_macs() {
     t.send(&bad).await;
     assert_eq!(t.recv().await.text(39), Some("A0"));
 }
+
+#[test]
+fn the_host_measures_its_service_time_and_prints_it_when_it_stops() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poslab"))
+        .args(["host", "--listen", "127.0.0.1:0", "--stats"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start poslab host");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let mut host = HostProcess(child);
+    let load = Command::new(env!("CARGO_BIN_EXE_poslab"))
+        .args([
+            "load",
+            "--target",
+            &addr,
+            "--terminals",
+            "4",
+            "--requests",
+            "200",
+            "--json",
+        ])
+        .output()
+        .expect("run poslab load");
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    // a graceful stop (SIGTERM) prints the figures
+    let killed = Command::new("kill")
+        .args(["-TERM", &host.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let _ = host.0.wait();
+    let stats = rest
+        .lines()
+        .find(|l| l.starts_with("service time"))
+        .unwrap_or_else(|| panic!("no service time line in {rest:?}"));
+    assert!(stats.contains(", 200 requests: p50 "), "{stats}");
+    assert!(
+        stats.contains("p99.9 ") && stats.contains(" µs, max "),
+        "{stats}"
+    );
+}
