@@ -36,7 +36,6 @@ pub struct FleetTerminal {
     transport_key: Key,
     /// `normal`, or `rolled-back` after a failed trial.
     boot: String,
-    decommissioned: bool,
 }
 
 /// What one call to the TMS did.
@@ -64,21 +63,12 @@ impl FleetTerminal {
             firmware_key: hex::encode(poslab_tms::package::test_verifying_key().to_bytes()),
             transport_key: poslab_tms::package::test_transport_key(),
             boot: "normal".into(),
-            decommissioned: false,
         }
     }
 
     /// The firmware version it runs.
     pub fn version(&self) -> String {
         self.firmware.version()
-    }
-
-    pub fn params_version(&self) -> &str {
-        &self.params_version
-    }
-
-    pub fn decommissioned(&self) -> bool {
-        self.decommissioned
     }
 
     /// One maintenance session over `stream`, then the install of a complete download.
@@ -135,7 +125,6 @@ impl FleetTerminal {
                     .take()
                     .map(|k| vec![hex::encode_upper(k.kcv().as_bytes())])
                     .unwrap_or_default();
-                self.decommissioned = true;
                 s.keys_destroyed(kcvs, now);
             }
             _ => {}

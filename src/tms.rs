@@ -71,7 +71,7 @@ impl TmsServer {
         self.start.elapsed()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TmsDevice> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, TmsDevice> {
         self.device
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -66,15 +66,13 @@ async fn version() -> Response {
 }
 
 async fn terminals(State(s): State<TmsServer>) -> Response {
-    let d = s.device();
-    let d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let d = s.lock();
     let all: Vec<Value> = d.terminals().map(to_value).collect();
     json_response(StatusCode::OK, &Value::Array(all))
 }
 
 async fn terminal(State(s): State<TmsServer>, Path(tid): Path<String>) -> ApiResult {
-    let d = s.device();
-    let d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let d = s.lock();
     let r = d
         .terminal(&tid)
         .ok_or_else(|| not_found(format!("no terminal {tid}")))?;
@@ -83,8 +81,7 @@ async fn terminal(State(s): State<TmsServer>, Path(tid): Path<String>) -> ApiRes
 
 async fn register(State(s): State<TmsServer>, bytes: Bytes) -> ApiResult {
     let entry: TerminalEntry = body(&bytes)?;
-    let d = s.device();
-    let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = s.lock();
     d.add_terminal(&entry).map_err(|e| bad(e.to_string()))?;
     journal(&s, "register", json!({"tid": entry.tid, "mid": entry.mid}));
     let r = d.terminal(&entry.tid).map(to_value).unwrap_or(Value::Null);
@@ -103,8 +100,7 @@ async fn order(State(s): State<TmsServer>, Path(tid): Path<String>, bytes: Bytes
             "order {text:?}: keys-rotate, keys-load, keys-dukpt, params, logs or decommission (firmware follows the packages)"
         )));
     }
-    let d = s.device();
-    let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = s.lock();
     d.order(&tid, order).map_err(|e| not_found(e.to_string()))?;
     journal(&s, "order", json!({"tid": tid, "order": text}));
     Ok(StatusCode::ACCEPTED.into_response())
@@ -121,8 +117,7 @@ async fn replacement(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("expected {\"serial\": \"...\"}"))?;
-    let d = s.device();
-    let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = s.lock();
     d.provision_replacement(&tid, serial)
         .map_err(|e| bad(e.to_string()))?;
     journal(&s, "replacement", json!({"tid": tid, "serial": serial}));
@@ -131,8 +126,7 @@ async fn replacement(
 }
 
 async fn logs(State(s): State<TmsServer>, Path(tid): Path<String>) -> ApiResult {
-    let d = s.device();
-    let d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let d = s.lock();
     let r = d
         .terminal(&tid)
         .ok_or_else(|| not_found(format!("no terminal {tid}")))?;
@@ -165,10 +159,7 @@ async fn parameter_set(
         "parameters",
         json!({"name": name, "version": set.version}),
     );
-    let d = s.device();
-    d.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .publish_parameters(&name, set);
+    s.lock().publish_parameters(&name, set);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -176,8 +167,7 @@ async fn package(State(s): State<TmsServer>, bytes: Bytes) -> ApiResult {
     let cfg: PackageConfig = body(&bytes)?;
     let id = cfg.id.clone();
     let version = cfg.version.clone();
-    let d = s.device();
-    let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = s.lock();
     d.publish_package(cfg).map_err(|e| bad(e.to_string()))?;
     journal(&s, "package", json!({"id": id, "version": version}));
     let manifest = d.manifest(&id).map(|m| {
@@ -191,8 +181,7 @@ async fn package(State(s): State<TmsServer>, bytes: Bytes) -> ApiResult {
 }
 
 async fn rollout(State(s): State<TmsServer>, Path(id): Path<String>) -> ApiResult {
-    let d = s.device();
-    let d = d.lock().unwrap_or_else(|p| p.into_inner());
+    let d = s.lock();
     let r = d
         .rollout(&id)
         .ok_or_else(|| not_found(format!("no package {id}")))?;
@@ -200,23 +189,20 @@ async fn rollout(State(s): State<TmsServer>, Path(id): Path<String>) -> ApiResul
 }
 
 async fn faults(State(s): State<TmsServer>) -> Response {
-    let d = s.device();
-    let f = d.lock().unwrap_or_else(|p| p.into_inner()).faults();
+    let f = s.lock().faults();
     json_response(StatusCode::OK, &to_value(&f))
 }
 
 async fn add_fault(State(s): State<TmsServer>, bytes: Bytes) -> ApiResult {
     let fault: Fault = body(&bytes)?;
     journal(&s, "fault", to_value(&fault));
-    let d = s.device();
-    d.lock().unwrap_or_else(|p| p.into_inner()).set_fault(fault);
+    s.lock().set_fault(fault);
     Ok(StatusCode::CREATED.into_response())
 }
 
 async fn clear_faults(State(s): State<TmsServer>) -> Response {
     journal(&s, "faults-cleared", Value::Null);
-    let d = s.device();
-    d.lock().unwrap_or_else(|p| p.into_inner()).clear_faults();
+    s.lock().clear_faults();
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -978,30 +978,13 @@ impl LiveBench {
         let parts = self.embedded.as_mut().ok_or_else(|| {
             anyhow::anyhow!("the terminal is a real device: swap it outside poslab")
         })?;
-        if let Dut::Embedded { task, token } = &self.dut {
-            token.cancel();
-            task.abort();
-        }
         let n: String = serial.chars().filter(char::is_ascii_alphanumeric).collect();
         parts.config.state_dir = self.workdir.join(format!("terminal-{n}"));
         parts.config.tms.serial = serial.to_string();
         self.journal
             .record("terminal", "replaced", json!({"serial": serial}));
-        let (dut, ecr_stream, pad_stream, reader_offer) = start_embedded(parts, &self.journal);
-        self.dut = dut;
-        self.ecr.replace(faulty_stream(
-            ecr_stream,
-            &self.links.ecr,
-            &self.journal,
-            true,
-        ));
-        self.pad.replace(pad_stream);
-        if let ReaderSide::Memory(o) = &self.reader {
-            if let Ok(mut o) = o.lock() {
-                *o = reader_offer;
-            }
-        }
-        Ok(())
+        // a new device: the old one stops, the new one starts from its own empty memory
+        self.restart_embedded()
     }
 
     pub async fn stop(self) {

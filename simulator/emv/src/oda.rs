@@ -600,7 +600,9 @@ mod tests {
         })
     }
 
-    const PAN: &str = "4761739001010010";
+    fn pan() -> &'static str {
+        poslab_sensitive::test_cards::visa()
+    }
 
     #[test]
     fn the_test_key_file_loads_and_holds_two_cas() {
@@ -627,10 +629,12 @@ mod tests {
         assert_eq!(irem.len(), 112 - (128 - 36));
         let exp = p.issuer.public().exponent();
         let issuer =
-            recover_certificate(p.ca.public(), 0x02, &icert, &irem, &exp, &[], PAN, 2611).unwrap();
+            recover_certificate(p.ca.public(), 0x02, &icert, &irem, &exp, &[], pan(), 2611)
+                .unwrap();
         assert_eq!(&issuer, p.issuer.public());
-        // expired, wrong PAN, flipped byte, wrong remainder
-        let expired = recover_certificate(p.ca.public(), 0x02, &icert, &irem, &exp, &[], PAN, 3001);
+        // expired, wrong pan(), flipped byte, wrong remainder
+        let expired =
+            recover_certificate(p.ca.public(), 0x02, &icert, &irem, &exp, &[], pan(), 3001);
         assert!(expired.unwrap_err().to_string().contains("expired"));
         let other = recover_certificate(
             p.ca.public(),
@@ -639,36 +643,46 @@ mod tests {
             &irem,
             &exp,
             &[],
-            "5413330089010434",
+            poslab_sensitive::test_cards::mastercard(),
             2611,
         );
         assert!(other.unwrap_err().to_string().contains("identifier"));
         let mut bad = icert.clone();
         bad[40] ^= 1;
         assert!(
-            recover_certificate(p.ca.public(), 0x02, &bad, &irem, &exp, &[], PAN, 2611).is_err()
+            recover_certificate(p.ca.public(), 0x02, &bad, &irem, &exp, &[], pan(), 2611).is_err()
         );
         let mut rem = irem.clone();
         rem[0] ^= 1;
-        let e = recover_certificate(p.ca.public(), 0x02, &icert, &rem, &exp, &[], PAN, 2611);
+        let e = recover_certificate(p.ca.public(), 0x02, &icert, &rem, &exp, &[], pan(), 2611);
         assert!(e.unwrap_err().to_string().contains("hash"));
 
         // ICC certificate, hash over the static data
         let info = CertInfo {
-            subject: PAN,
+            subject: pan(),
             expiry: [0x12, 0x28],
             serial: [0, 0, 2],
         };
         let (ccert, crem) =
             sign_certificate(&p.issuer, 0x04, info, p.icc.public(), &static_data).unwrap();
         let cexp = p.icc.public().exponent();
-        let icc = recover_certificate(&issuer, 0x04, &ccert, &crem, &cexp, &static_data, PAN, 2611)
-            .unwrap();
+        let icc = recover_certificate(
+            &issuer,
+            0x04,
+            &ccert,
+            &crem,
+            &cexp,
+            &static_data,
+            pan(),
+            2611,
+        )
+        .unwrap();
         assert_eq!(&icc, p.icc.public());
         let mut changed = static_data.clone();
         changed[3] ^= 1;
         assert!(
-            recover_certificate(&issuer, 0x04, &ccert, &crem, &cexp, &changed, PAN, 2611).is_err()
+            recover_certificate(&issuer, 0x04, &ccert, &crem, &cexp, &changed, pan(), 2611)
+                .is_err()
         );
         assert!(recover_certificate(
             &issuer,
@@ -677,7 +691,7 @@ mod tests {
             &crem,
             &cexp,
             &static_data,
-            "4761739001010011",
+            &format!("{}1", &pan()[..pan().len() - 1]),
             2611
         )
         .is_err());
@@ -725,7 +739,7 @@ mod tests {
         fn recovering_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..140)) {
             let p = pki();
             let ca = p.ca.public();
-            let _ = recover_certificate(ca, 0x02, &bytes, &[], &[3], &[], PAN, 2611);
+            let _ = recover_certificate(ca, 0x02, &bytes, &[], &[3], &[], pan(), 2611);
             let _ = verify_static_data(ca, &bytes, &[]);
             let _ = verify_dynamic_data(ca, &bytes, &[]);
             let _ = verify_cda(ca, &bytes, &[], 0x80, &[0; 20]);

@@ -16,7 +16,9 @@ use crate::{Decision, Host, RequestContext};
 const KEYS: &str = include_str!("../../../fixtures/keys/test-keys.yaml");
 const MID: &str = "000000000000001";
 const TID: &str = "00000001";
-const PAN: &str = "4761739001010010";
+fn pan() -> &'static str {
+    poslab_sensitive::test_cards::visa()
+}
 
 fn keys() -> KeyFile {
     KeyFile::parse(KEYS).unwrap()
@@ -49,7 +51,7 @@ fn sale(stan: u32) -> Message {
     msg(
         "0200",
         &[
-            (2, PAN),
+            (2, pan()),
             (3, "000000"),
             (4, "000000002500"),
             (7, "1123101010"),
@@ -200,7 +202,7 @@ fn with_pin(stan: u32, key: &Key, pin: &str) -> Message {
         key,
         PinBlockFormat::Iso0,
         &Pin::new(pin).unwrap(),
-        PAN,
+        pan(),
         &[0x5A; 8],
     )
     .unwrap();
@@ -258,7 +260,7 @@ fn emv_sale(stan: u32, tamper: bool) -> (Message, Key, [u8; 8]) {
     data.extend_from_slice(&atc.to_be_bytes());
     data.extend_from_slice(&iad);
     let imk = keys().key("imk-ac-visa").unwrap().clone();
-    let mk = poslab_crypto::derive_icc_master_key_a(&imk, PAN, 0x01).unwrap();
+    let mk = poslab_crypto::derive_icc_master_key_a(&imk, pan(), 0x01).unwrap();
     let sk =
         poslab_crypto::derive_ac_session_key(&mk, SessionKeyMethod::Common, atc, [0; 4]).unwrap();
     let mut arqc = poslab_crypto::generate_ac(&sk, &data, Padding::Method2).unwrap();
@@ -311,7 +313,7 @@ fn mac_data_is_the_packed_message_up_to_the_mac_field() {
     let plain = mac_data(&spec(), &m);
     // MTI, hex bitmap with bits 3, 41 and 64 set, then the fields as packed
     let mut want = b"0200".to_vec();
-    want.extend_from_slice(b"2000000000800001");
+    want.extend_from_slice(b"2000000000800001"); // ok: the hex bitmap, not a card number
     want.extend_from_slice(b"000000");
     want.extend_from_slice(TID.as_bytes());
     assert_eq!(

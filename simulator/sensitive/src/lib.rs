@@ -304,3 +304,40 @@ mod tests {
         }
     }
 }
+
+/// The documented test card numbers of `fixtures/cards/`, read from the profiles themselves
+/// (compiled in), so that no card number is written in code: tests, the scripted terminal's
+/// default card and benchmarks take them from here.
+pub mod test_cards {
+    fn pan_of(profile: &'static str) -> &'static str {
+        profile
+            .lines()
+            .find_map(|l| l.strip_prefix("pan:"))
+            .map(|v| v.trim().trim_matches('"'))
+            .unwrap_or("")
+    }
+
+    /// Visa credit (chip and PIN), `fixtures/cards/visa-credit.yaml`.
+    pub fn visa() -> &'static str {
+        pan_of(include_str!("../../../fixtures/cards/visa-credit.yaml"))
+    }
+
+    /// Mastercard debit (contactless), `fixtures/cards/mastercard-debit.yaml`.
+    pub fn mastercard() -> &'static str {
+        pan_of(include_str!(
+            "../../../fixtures/cards/mastercard-debit.yaml"
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_fixture_pans_are_read() {
+            for pan in [super::visa(), super::mastercard()] {
+                assert!((13..=19).contains(&pan.len()), "{pan:?}");
+                assert!(pan.bytes().all(|b| b.is_ascii_digit()), "{pan:?}");
+            }
+            assert_ne!(super::visa(), super::mastercard());
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //!
 //! ```yaml
 //! terminal: { terminal_id: 52523535, vu_number: "804011926", currency: 978 }
-//! card: { pan: "4761739001010010", expiry: 2812, name: Visa, card_type: 10 }
+//! card: { pan: "<a test PAN from fixtures/cards>", expiry: 2812, name: Visa, card_type: 10 }
 //! authorise:            # answers in order; the last one repeats
 //!   - result: 0
 //!     intermediate: [{ status: 0x0A }, { status: 0x01, after_ms: 300 }]
@@ -77,7 +77,7 @@ pub struct Card {
 impl Default for Card {
     fn default() -> Self {
         Card {
-            pan: "4761739001010010".into(),
+            pan: poslab_sensitive::test_cards::visa().into(),
             expiry: 2812,
             sequence: 1,
             name: "Visa".into(),

@@ -198,14 +198,19 @@ async fn offered(w: &mut PosWorld, version: String, which: String) {
     );
 }
 
-#[then(regex = r#"^the rollout of "([^"]+)" put the fleet's terminals in waves ([\d, and-]+)$"#)]
-async fn rollout_waves(w: &mut PosWorld, version: String, list: String) {
+/// The TMS's rollout of package `poslab-ref-VERSION`.
+async fn rollout_of(w: &mut PosWorld, version: &str) -> poslab_tms::device::Rollout {
     let device = w.bench().await.tms().unwrap_or_else(|e| panic!("{e:#}"));
     let rollout = device
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .rollout(&package_id(&version))
-        .unwrap_or_else(|| panic!("the TMS has no package {version}"));
+        .rollout(&package_id(version));
+    rollout.unwrap_or_else(|| panic!("the TMS has no package {version}"))
+}
+
+#[then(regex = r#"^the rollout of "([^"]+)" put the fleet's terminals in waves ([\d, and-]+)$"#)]
+async fn rollout_waves(w: &mut PosWorld, version: String, list: String) {
+    let rollout = rollout_of(w, &version).await;
     let have: Vec<String> = w
         .fleet
         .iter()
@@ -228,11 +233,6 @@ async fn rollout_waves(w: &mut PosWorld, version: String, list: String) {
 
 #[then(regex = r#"^the TMS (halted|did not halt) the rollout of "([^"]+)"$"#)]
 async fn halted(w: &mut PosWorld, how: String, version: String) {
-    let device = w.bench().await.tms().unwrap_or_else(|e| panic!("{e:#}"));
-    let rollout = device
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .rollout(&package_id(&version))
-        .unwrap_or_else(|| panic!("the TMS has no package {version}"));
+    let rollout = rollout_of(w, &version).await;
     assert_eq!(rollout.halted, how == "halted", "{rollout:?}");
 }
