@@ -268,9 +268,9 @@ impl<W: Write> Decoder<'_, W> {
             let name = self.spec.field_name(de).unwrap_or("");
             let label = format!("DE {de:>3}  {}", truncate(name, 34));
             match field {
-                Field::Tlv(items) => {
+                Field::Tlv(list) => {
                     let mut lines = Vec::new();
-                    tlv_lines(items, 0, !self.args.unmasked, &mut lines);
+                    tlv_lines(&list.items(), 0, !self.args.unmasked, &mut lines);
                     if lines.is_empty() {
                         writeln!(self.out, "  {label:<42} (empty)")?;
                     }
@@ -326,7 +326,7 @@ fn tlv_lines(items: &[Tlv], depth: usize, masked: bool, out: &mut Vec<String>) {
                 tlv_lines(children, depth + 1, masked, out);
             }
             _ => {
-                let one = Field::Tlv(vec![t.clone()]);
+                let one = Field::from(vec![t.clone()]);
                 let shown = if masked {
                     one.display(Sensitivity::Emv)
                 } else {

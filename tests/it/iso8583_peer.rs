@@ -49,7 +49,7 @@ fn to_py_dict(msg: &Message) -> Map<String, Value> {
         let v = match field {
             Field::Text(t) => t.clone(),
             Field::Binary(b) => hex::encode_upper(b),
-            Field::Tlv(items) => hex::encode_upper(poslab_iso8583::tlv::encode(items)),
+            Field::Tlv(items) => hex::encode_upper(items.as_bytes()),
             Field::Composite(_) => unreachable!("pyiso8583 has no composites"),
         };
         d.insert(de.to_string(), v.into());
@@ -108,7 +108,7 @@ fn random_messages(spec: &Spec, n: usize, seed: u64) -> Vec<Message> {
                             let v: Vec<u8> = (0..vlen).map(|_| rng.next() as u8).collect();
                             items.push(Tlv::primitive(tag, v));
                         }
-                        Field::Tlv(items)
+                        Field::from(items)
                     }
                     (_, Encoding::Binary) => {
                         Field::Binary((0..len).map(|_| rng.next() as u8).collect())

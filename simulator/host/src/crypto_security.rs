@@ -313,7 +313,7 @@ impl CryptoSecurity {
         let Some(items) = req.tlv(55) else {
             return Ok(());
         };
-        let tag = |t: u32| poslab_tlv::find(items, t).and_then(Tlv::bytes);
+        let tag = |t: u32| items.value(t);
         let Some(arqc) = tag(0x9F26) else {
             return Ok(());
         };
@@ -426,9 +426,9 @@ impl Security for CryptoSecurity {
             if let Ok(arpc) = poslab_crypto::generate_arpc_method1(&sk, &arqc, &arc) {
                 let mut tag91 = arpc.to_vec();
                 tag91.extend_from_slice(&arc);
-                let mut items = response.tlv(55).map(<[Tlv]>::to_vec).unwrap_or_default();
-                items.push(Tlv::primitive(0x91u32, tag91));
-                response.set(55, Field::Tlv(items));
+                let mut list = response.tlv(55).cloned().unwrap_or_default();
+                list.push(&Tlv::primitive(0x91u32, tag91));
+                response.set(55, Field::Tlv(list));
             }
         }
         if let Some((key, _)) = session.sign_with.take() {

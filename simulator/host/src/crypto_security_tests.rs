@@ -277,7 +277,7 @@ fn emv_sale(stan: u32, tamper: bool) -> (Message, Key, [u8; 8]) {
     items.push(Tlv::primitive(0x5F34u32, vec![0x01]));
     items.push(Tlv::primitive(0x9F26u32, arqc.to_vec()));
     let mut req = sale(stan);
-    req.set(55, Field::Tlv(items));
+    req.set(55, Field::from(items));
     (req, sk, arqc)
 }
 
@@ -288,8 +288,9 @@ fn an_arqc_verifies_and_the_answer_carries_an_arpc_a_tampered_one_is_refused() {
     let d = h.handle(&req, &ctx(1));
     assert_eq!(code(&d), "00");
     let resp = d.response.as_ref().unwrap();
-    let tag91 = poslab_tlv::find(resp.tlv(55).expect("DE 55"), 0x91u32)
-        .and_then(Tlv::bytes)
+    let tag91 = resp
+        .tlv(55)
+        .and_then(|t| t.value(0x91u32))
         .expect("tag 91")
         .to_vec();
     assert_eq!(tag91.len(), 10);
@@ -303,7 +304,7 @@ fn an_arqc_verifies_and_the_answer_carries_an_arpc_a_tampered_one_is_refused() {
         .response
         .as_ref()
         .and_then(|r| r.tlv(55))
-        .and_then(|t| poslab_tlv::find(t, 0x91u32));
+        .and_then(|t| t.value(0x91u32));
     assert!(no91.is_none());
 }
 
@@ -471,13 +472,14 @@ fn card_flow(text: &str) {
     items.push(Tlv::primitive(0x5F34u32, vec![psn]));
     let mut req = sale(1);
     req.set(2, Field::Text(pan.clone()));
-    req.set(55, Field::Tlv(items.clone()));
+    req.set(55, Field::from(items.clone()));
     let mut h = host();
     let d = h.handle(&req, &ctx(1));
     assert_eq!(code(&d), "00");
     let resp = d.response.as_ref().unwrap();
-    let tag91 = poslab_tlv::find(resp.tlv(55).unwrap(), 0x91u32)
-        .and_then(Tlv::bytes)
+    let tag91 = resp
+        .tlv(55)
+        .and_then(|t| t.value(0x91u32))
         .expect("tag 91")
         .to_vec();
     // the card accepts the host's ARPC (EXTERNAL AUTHENTICATE, issuer authentication)
@@ -488,6 +490,6 @@ fn card_flow(text: &str) {
     items[0] = Tlv::primitive(0x9F02u32, vec![0, 0, 0, 0, 0x26, 0]);
     let mut req = sale(2);
     req.set(2, Field::Text(pan));
-    req.set(55, Field::Tlv(items));
+    req.set(55, Field::from(items));
     assert_eq!(code(&h.handle(&req, &ctx(2))), "05");
 }

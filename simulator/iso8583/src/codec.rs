@@ -436,19 +436,19 @@ pub(crate) fn read_field<const BUILD: bool>(
                 let quick = if f.encoding == Encoding::Hex {
                     data.len().is_multiple_of(2)
                         && data.iter().all(|c| hex_val(*c).is_some())
-                        && tlv_quick_ok_with(data.len() / 2, |i| {
+                        && poslab_tlv::quick_check_with(data.len() / 2, |i| {
                             let hi = hex_val(*data.get(2 * i)?)?;
                             Some(hi << 4 | hex_val(*data.get(2 * i + 1)?)?)
                         })
                 } else {
-                    tlv_quick_ok(data)
+                    poslab_tlv::quick_check(data)
                 };
                 if quick {
                     return Ok(None);
                 }
             }
-            let bytes: std::borrow::Cow<'_, [u8]> = match f.encoding {
-                Encoding::Hex => std::borrow::Cow::Owned(decode_hex(data).map_err(|i| {
+            let bytes: Vec<u8> = match f.encoding {
+                Encoding::Hex => decode_hex(data).map_err(|i| {
                     unpack_err(
                         path(),
                         at + i,
@@ -457,11 +457,11 @@ pub(crate) fn read_field<const BUILD: bool>(
                             format!("{} hex characters (not shown)", data.len()),
                         ),
                     )
-                })?),
-                _ => std::borrow::Cow::Borrowed(data),
+                })?,
+                _ => data.to_vec(),
             };
             let scale = if f.encoding == Encoding::Hex { 2 } else { 1 };
-            let items = poslab_tlv::parse(&bytes).map_err(|e| {
+            let list = poslab_tlv::TlvList::from_bytes(bytes).map_err(|e| {
                 let p = path();
                 unpack_err(
                     match e.tag {
@@ -472,7 +472,7 @@ pub(crate) fn read_field<const BUILD: bool>(
                     Reason::Tlv(e.kind),
                 )
             })?;
-            Ok(BUILD.then_some(Field::Tlv(items)))
+            Ok(BUILD.then_some(Field::Tlv(list)))
         }
         Format::Composite(subs) => {
             let end = r.pos;
@@ -502,63 +502,6 @@ pub(crate) fn read_field<const BUILD: bool>(
             Ok(BUILD.then_some(Field::Composite(out)))
         }
     }
-}
-
-/// A quick structural check of BER-TLV data in its common form (primitive objects, tags
-/// of up to 3 bytes, lengths of up to 2 bytes, no padding). `true` only when
-/// `poslab_tlv::parse` accepts the data too; `false` says nothing (the caller then asks
-/// `parse`, which names what is wrong).
-pub(crate) fn tlv_quick_ok(b: &[u8]) -> bool {
-    tlv_quick_ok_with(b.len(), |i| b.get(i).copied())
-}
-
-/// [`tlv_quick_ok`] over `len` bytes read through `byte` (hex-encoded TLV is checked
-/// without decoding it into a buffer first).
-fn tlv_quick_ok_with(len: usize, byte: impl Fn(usize) -> Option<u8>) -> bool {
-    let mut i = 0usize;
-    while i < len {
-        let Some(first) = byte(i) else { return false };
-        if first == 0x00 || first == 0xFF || first & 0x20 != 0 {
-            return false;
-        }
-        i += 1;
-        if first & 0x1F == 0x1F {
-            let Some(second) = byte(i) else { return false };
-            i += 1;
-            if second & 0x80 != 0 {
-                let Some(third) = byte(i) else { return false };
-                i += 1;
-                if third & 0x80 != 0 {
-                    return false;
-                }
-            }
-        }
-        let Some(l) = byte(i) else { return false };
-        i += 1;
-        let value_len = match l {
-            0x00..=0x7F => l as usize,
-            0x81 => match byte(i) {
-                Some(x) => {
-                    i += 1;
-                    x as usize
-                }
-                None => return false,
-            },
-            0x82 => match (byte(i), byte(i + 1)) {
-                (Some(x), Some(y)) => {
-                    i += 2;
-                    (x as usize) << 8 | y as usize
-                }
-                _ => return false,
-            },
-            _ => return false,
-        };
-        if len.saturating_sub(i) < value_len {
-            return false;
-        }
-        i += value_len;
-    }
-    true
 }
 
 /// Checks a plain field's wire bytes: the characters its encoding and `numeric` allow,
@@ -761,16 +704,9 @@ fn write_field(
     out.resize(prefix_at + plen, 0);
     let units = match &f.format {
         Format::Plain => write_plain(f, value, out, path)?,
-        Format::Tlv if f.encoding == Encoding::Binary && matches!(value, Field::Tlv(_)) => {
-            let start = out.len();
-            if let Field::Tlv(items) = value {
-                poslab_tlv::encode_into(items, out);
-            }
-            out.len() - start
-        }
         Format::Tlv => {
             let raw: std::borrow::Cow<'_, [u8]> = match value {
-                Field::Tlv(items) => std::borrow::Cow::Owned(poslab_tlv::encode(items)),
+                Field::Tlv(list) => std::borrow::Cow::Borrowed(list.as_bytes()),
                 Field::Binary(b) => std::borrow::Cow::Borrowed(b),
                 Field::Text(t) => std::borrow::Cow::Owned(text_as_hex(t, f, path)?),
                 Field::Composite(_) => {
@@ -890,8 +826,8 @@ fn write_plain(
             let b = text_as_hex(t, f, path)?;
             Ok(write_bytes(f, &b, out))
         }
-        (Encoding::Binary | Encoding::Hex, Field::Tlv(items)) => {
-            Ok(write_bytes(f, &poslab_tlv::encode(items), out))
+        (Encoding::Binary | Encoding::Hex, Field::Tlv(list)) => {
+            Ok(write_bytes(f, list.as_bytes(), out))
         }
         (Encoding::Ascii | Encoding::Latin1 | Encoding::Ebcdic, Field::Text(t)) => {
             let len = if t.is_ascii() {

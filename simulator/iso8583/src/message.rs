@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use poslab_sensitive::{mask_pan, mask_track2, Secret, SecretKind};
-use poslab_tlv::{Tag, Tlv, Value as TlvValue};
+use poslab_tlv::{Tag, Tlv, TlvList, Value as TlvValue};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
@@ -119,8 +119,9 @@ pub enum Field {
     Binary(Vec<u8>),
     /// Positional subfields, numbered from 1.
     Composite(BTreeMap<u16, Field>),
-    /// BER-TLV fields (DE 55), unknown tags kept.
-    Tlv(Vec<Tlv>),
+    /// BER-TLV fields (DE 55), unknown tags kept: held as their bytes, checked to parse
+    /// ([`TlvList::items`] gives the objects, [`TlvList::value`] one tag's value).
+    Tlv(TlvList),
 }
 
 impl Field {
@@ -136,7 +137,7 @@ impl Field {
             _ => None,
         }
     }
-    pub fn as_tlv(&self) -> Option<&[Tlv]> {
+    pub fn as_tlv(&self) -> Option<&TlvList> {
         match self {
             Field::Tlv(t) => Some(t),
             _ => None,
@@ -213,6 +214,11 @@ impl<const N: usize> From<[u8; N]> for Field {
 }
 impl From<Vec<Tlv>> for Field {
     fn from(t: Vec<Tlv>) -> Field {
+        Field::Tlv(TlvList::from_items(&t))
+    }
+}
+impl From<TlvList> for Field {
+    fn from(t: TlvList) -> Field {
         Field::Tlv(t)
     }
 }
@@ -320,7 +326,7 @@ fn write_field(out: &mut String, field: &Field, sens: Sensitivity, masked: bool)
             }
             out.push('}');
         }
-        Field::Tlv(items) => write_tlvs(out, items, masked),
+        Field::Tlv(list) => write_tlvs(out, &list.items(), masked),
     }
 }
 
@@ -376,8 +382,8 @@ impl Serialize for FieldView<'_> {
                 }
                 map.end()
             }
-            Field::Tlv(items) => TlvView {
-                items,
+            Field::Tlv(list) => TlvView {
+                items: &list.items(),
                 masked: self.masked,
             }
             .serialize(s),
@@ -486,7 +492,7 @@ impl Message {
     }
 
     /// A BER-TLV field's objects.
-    pub fn tlv(&self, de: u16) -> Option<&[Tlv]> {
+    pub fn tlv(&self, de: u16) -> Option<&TlvList> {
         self.get(de).and_then(Field::as_tlv)
     }
 
@@ -666,7 +672,7 @@ fn field_data(field: &Field, out: &mut Vec<u8>) {
     match field {
         Field::Text(t) => out.extend_from_slice(t.as_bytes()),
         Field::Binary(b) => out.extend_from_slice(b),
-        Field::Tlv(items) => poslab_tlv::encode_into(items, out),
+        Field::Tlv(list) => out.extend_from_slice(list.as_bytes()),
         Field::Composite(subs) => {
             for (n, f) in subs {
                 out.extend_from_slice(format!("{n:03}").as_bytes());
@@ -707,7 +713,7 @@ mod tests {
         assert_eq!(m.remove(4), Some(Field::Text("000000001000".into())));
         assert!(!m.has(4));
         assert_eq!(m.binary(52).map(<[u8]>::len), Some(8));
-        assert_eq!(m.tlv(55).map(<[Tlv]>::len), Some(3));
+        assert_eq!(m.tlv(55).map(|l| l.items().len()), Some(3));
     }
 
     #[test]

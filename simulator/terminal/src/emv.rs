@@ -302,10 +302,8 @@ pub fn icc_data(values: &TagValues, c: &Cryptogram) -> Vec<Tlv> {
 
 /// Issuer authentication data (tag 91) and the authorisation response code from the
 /// host's DE 55.
-pub fn issuer_authentication(de55: &[Tlv]) -> Option<Vec<u8>> {
-    poslab_tlv::find(de55, 0x91u32)
-        .and_then(Tlv::bytes)
-        .map(<[u8]>::to_vec)
+pub fn issuer_authentication(de55: &poslab_tlv::TlvList) -> Option<Vec<u8>> {
+    de55.value(0x91u32).map(<[u8]>::to_vec)
 }
 
 /// An amount as 6-byte BCD (9F02).

@@ -18,6 +18,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod list;
+
+pub use list::{quick_check, quick_check_with, TlvList};
+
 /// Deepest nesting of constructed objects [`parse`] follows.
 pub const MAX_DEPTH: usize = 16;
 
