@@ -355,7 +355,7 @@ pub fn purchase(spec: &Spec, tid: &str, mid: &str, amount: u64) -> anyhow::Resul
     let mut msg = Message::new(Mti::new(if iso93 { "1200" } else { "0200" })?);
     msg.set(2, Field::Text(LOAD_PAN.into()));
     msg.set(3, Field::Text("000000".into()));
-    msg.set(4, Field::Text(format!("{amount:012}")));
+    msg.set(4, Field::Text(format!("{amount:012}").into()));
     msg.set(7, Field::Text("1123100000".into()));
     if !iso93 {
         msg.set(12, Field::Text("100000".into()));
@@ -470,7 +470,7 @@ async fn terminal(
             && inflight.len() < o.window
             && pace.as_ref().is_none_or(|p| report.sent < p.released())
         {
-            msg.set(11, Field::Text(format!("{stan:06}")));
+            msg.set(11, Field::Text(format!("{stan:06}").into()));
             let packed = spec.pack(&msg).map_err(|e| e.to_string()).and_then(|p| {
                 framing
                     .encode(&header, &p, &trailer)

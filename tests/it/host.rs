@@ -73,7 +73,7 @@ impl Terminal {
 
     fn purchase(&self, stan: u32, minor: u64) -> Message {
         let mut m = load::purchase(&self.spec, &self.tid, "000000000000001", minor).unwrap();
-        m.set(11, Field::Text(format!("{stan:06}")));
+        m.set(11, Field::Text(format!("{stan:06}").into()));
         m
     }
 

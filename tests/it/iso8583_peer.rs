@@ -47,7 +47,7 @@ fn to_py_dict(msg: &Message) -> Map<String, Value> {
     d.insert("t".into(), msg.mti.as_str().into());
     for (de, field) in msg.fields() {
         let v = match field {
-            Field::Text(t) => t.clone(),
+            Field::Text(t) => t.to_string(),
             Field::Binary(b) => hex::encode_upper(b),
             Field::Tlv(items) => hex::encode_upper(items.as_bytes()),
             Field::Composite(_) => unreachable!("pyiso8583 has no composites"),
@@ -126,7 +126,7 @@ fn random_messages(spec: &Spec, n: usize, seed: u64) -> Vec<Message> {
                                 }
                             })
                             .collect();
-                        Field::Text(s)
+                        Field::Text(s.into())
                     }
                 };
                 m.set(de, value);

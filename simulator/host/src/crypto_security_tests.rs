@@ -41,7 +41,7 @@ fn ctx(t: u64) -> RequestContext {
 fn msg(mti: &str, fields: &[(u16, &str)]) -> Message {
     let mut m = Message::new(Mti::new(mti).unwrap());
     for (de, v) in fields {
-        m.set(*de, Field::Text((*v).to_string()));
+        m.set(*de, Field::Text((*v).to_string().into()));
     }
     m
 }
@@ -192,7 +192,7 @@ fn a_mac_before_key_exchange_is_checked_with_the_zak() {
     let zak = keys().key("zak").unwrap().clone();
     let mut req = sale(2);
     let m = mac(&zak, &req);
-    req.set(64, Field::Text(hex::encode_upper(m)));
+    req.set(64, Field::Text(hex::encode_upper(m).into()));
     assert_eq!(code(&h.handle(&req, &ctx(1))), "00");
 }
 
@@ -471,7 +471,7 @@ fn card_flow(text: &str) {
     }
     items.push(Tlv::primitive(0x5F34u32, vec![psn]));
     let mut req = sale(1);
-    req.set(2, Field::Text(pan.clone()));
+    req.set(2, Field::Text(pan.clone().into()));
     req.set(55, Field::from(items.clone()));
     let mut h = host();
     let d = h.handle(&req, &ctx(1));
@@ -489,7 +489,7 @@ fn card_flow(text: &str) {
     // the same cryptogram over another amount does not verify
     items[0] = Tlv::primitive(0x9F02u32, vec![0, 0, 0, 0, 0x26, 0]);
     let mut req = sale(2);
-    req.set(2, Field::Text(pan));
+    req.set(2, Field::Text(pan.into()));
     req.set(55, Field::from(items));
     assert_eq!(code(&h.handle(&req, &ctx(2))), "05");
 }

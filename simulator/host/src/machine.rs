@@ -624,21 +624,21 @@ impl Host {
         }
         if matches!(flow, Flow::Authorization | Flow::Financial | Flow::Advice) {
             if let Some(rrn) = &rrn {
-                response.set(37, Field::Text(rrn.clone()));
+                response.set(37, Field::Text(rrn.clone().into()));
             }
             if let Some(a) = &approval {
-                response.set(38, Field::Text(a.clone()));
+                response.set(38, Field::Text(a.clone().into()));
             }
         }
         for (de, value) in std::mem::take(&mut outcome.set) {
-            response.set(de, Field::Text(value));
+            response.set(de, Field::Text(value.into()));
         }
         // a 1993 request (MTI version 1) is answered with the 1993 action code (n3)
         let de39 = match req.mti.as_str().as_bytes() {
             [b'1', class, ..] => crate::action_code::action_code(code, *class).to_string(),
             _ => code.as_str().to_string(),
         };
-        response.set(39, Field::Text(de39));
+        response.set(39, Field::Text(de39.into()));
         self.security.sign(&tid_key, &mut response);
 
         let mut decision = Decision {
@@ -693,15 +693,15 @@ impl Host {
         let mti = Mti::new(&u.mti.0).map_err(|e| e.to_string())?;
         let mut msg = Message::new(mti);
         self.stan = self.stan % 999_999 + 1;
-        msg.set(7, Field::Text(mmddhhmmss(now)));
-        msg.set(11, Field::Text(format!("{:06}", self.stan)));
+        msg.set(7, Field::Text(mmddhhmmss(now).into()));
+        msg.set(11, Field::Text(format!("{:06}", self.stan).into()));
         for de in [41, 42] {
             if let Some(f) = req.get(de) {
                 msg.set(de, f.clone());
             }
         }
         for (de, value) in &u.fields {
-            msg.set(*de, Field::Text(value.clone()));
+            msg.set(*de, Field::Text(value.clone().into()));
         }
         Ok(msg)
     }

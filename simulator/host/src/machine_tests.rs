@@ -35,7 +35,7 @@ fn ctx(t: u64) -> RequestContext {
 fn msg(mti: &str, fields: &[(u16, &str)]) -> Message {
     let mut m = Message::new(Mti::new(mti).unwrap());
     for (de, v) in fields {
-        m.set(*de, Field::Text((*v).to_string()));
+        m.set(*de, Field::Text((*v).to_string().into()));
     }
     m
 }
@@ -110,7 +110,7 @@ fn settle(proc_code: &str, stan: u32, t: &Totals) -> Message {
     let stan = format!("{stan:06}");
     let mut m = msg("0500", &[(3, proc_code), (11, &stan), (41, TID), (42, MID)]);
     for (de, v) in t.fields() {
-        m.set(de, Field::Text(v));
+        m.set(de, Field::Text(v.into()));
     }
     m
 }
@@ -243,7 +243,7 @@ fn a_void_cancels_the_original_named_by_its_rrn() {
     let d = h.handle(&sale(1, 2500), &ctx(0));
     let rrn = reply(&d).text(37).unwrap().to_string();
     let mut void = sale_with("020000", 2, 2500);
-    void.set(37, Field::Text(rrn.clone()));
+    void.set(37, Field::Text(rrn.clone().into()));
     let d = h.handle(&void, &ctx(1));
     assert_eq!(code(&d), "00");
     assert_ne!(
@@ -268,7 +268,7 @@ fn reversing_a_void_restores_the_original() {
     let d = h.handle(&sale(1, 2500), &ctx(0));
     let rrn = reply(&d).text(37).unwrap().to_string();
     let mut void = sale_with("020000", 2, 2500);
-    void.set(37, Field::Text(rrn));
+    void.set(37, Field::Text(rrn.into()));
     h.handle(&void, &ctx(1));
     let mut rev = reversal("0400", 2, 2, 2500);
     rev.set(3, Field::Text("020000".into()));
@@ -595,7 +595,7 @@ const OTHER_PAN: &str = "5413330089600010";
 
 fn sale_by(pan: &str, stan: u32, minor: u64) -> Message {
     let mut m = sale(stan, minor);
-    m.set(2, Field::Text(pan.to_string()));
+    m.set(2, Field::Text(pan.to_string().into()));
     m
 }
 
@@ -799,10 +799,10 @@ fn a_pre_authorisation_is_completed_by_a_0220_that_settles() {
     // 0220: the completion of 80.00 names the authorisation (DE 90, DE 37, DE 38)
     let mut completion = sale(2, 8_000);
     completion.mti = Mti::new("0220").unwrap();
-    completion.set(37, Field::Text(rrn.clone()));
-    completion.set(38, Field::Text(approval.clone()));
+    completion.set(37, Field::Text(rrn.clone().into()));
+    completion.set(38, Field::Text(approval.clone().into()));
     let de90 = format!("0100000001{}{}", "1123101010", "0".repeat(22));
-    completion.set(90, Field::Text(de90));
+    completion.set(90, Field::Text(de90.into()));
     let d = h.handle(&completion, &ctx(60));
     assert_eq!(code(&d), "00");
     let r = reply(&d);
@@ -844,7 +844,7 @@ fn a_completion_found_by_its_rrn_and_above_the_authorisation_is_noted() {
     let rrn = reply(&d).text(37).unwrap().to_string();
     let mut completion = sale(2, 12_000);
     completion.mti = Mti::new("0220").unwrap();
-    completion.set(37, Field::Text(rrn));
+    completion.set(37, Field::Text(rrn.into()));
     let d = h.handle(&completion, &ctx(1));
     assert_eq!(code(&d), "00", "an advice is acknowledged");
     assert!(

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 use crate::ebcdic::{EBCDIC_TO_LATIN1, LATIN1_TO_EBCDIC};
 use crate::error::{FieldPath, Iso8583Error, Location, Reason};
 use crate::message::{Field, Message, Sensitivity};
@@ -95,13 +97,26 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Each byte's value as a hex digit, 0xFF where it is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'A' as usize + i] = 10 + i as u8;
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn hex_val(c: u8) -> Option<u8> {
+    let v = HEX_VALUE[c as usize];
+    (v < 16).then_some(v)
 }
 
 /// Decodes hex characters; the index of the first bad character on failure.
@@ -109,11 +124,13 @@ fn decode_hex(chars: &[u8]) -> Result<Vec<u8>, usize> {
     if !chars.len().is_multiple_of(2) {
         return Err(chars.len());
     }
-    let mut out = Vec::with_capacity(chars.len() / 2);
-    for (i, pair) in chars.chunks_exact(2).enumerate() {
-        let hi = hex_val(pair[0]).ok_or(2 * i)?;
-        let lo = hex_val(pair[1]).ok_or(2 * i + 1)?;
-        out.push(hi << 4 | lo);
+    let mut out = vec![0u8; chars.len() / 2];
+    for (i, (slot, pair)) in out.iter_mut().zip(chars.chunks_exact(2)).enumerate() {
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        if hi | lo > 15 {
+            return Err(2 * i + usize::from(hi <= 15));
+        }
+        *slot = hi << 4 | lo;
     }
     Ok(out)
 }
@@ -427,6 +444,28 @@ pub(crate) fn read_field<const BUILD: bool>(
     let loc = || Location::Field(path());
     let data = r.take(wire_len(f, units), &loc)?;
     match &f.format {
+        Format::Plain if BUILD && f.encoding == Encoding::Hex => {
+            // checked while decoding, with the errors check_plain gives
+            let bytes = decode_hex(data).map_err(|i| hex_error(f, data, at, i, path))?;
+            Ok(Some(Field::Binary(bytes)))
+        }
+        Format::Plain if BUILD && f.encoding == Encoding::Ascii => {
+            // one pass where the field is as expected; check_plain names what is wrong
+            let text = std::str::from_utf8(data).ok().filter(|t| {
+                if f.numeric {
+                    t.bytes().all(|b| b.is_ascii_digit())
+                } else {
+                    t.is_ascii()
+                }
+            });
+            match text {
+                Some(t) => Ok(Some(Field::Text(CompactString::from(t)))),
+                None => {
+                    check_plain(f, data, units, at, path)?;
+                    Ok(Some(build_plain(f, data, units)))
+                }
+            }
+        }
         Format::Plain => {
             check_plain(f, data, units, at, path)?;
             Ok(BUILD.then(|| build_plain(f, data, units)))
@@ -557,18 +596,10 @@ fn check_plain(
         Encoding::Binary => Ok(()),
         Encoding::Hex => {
             if !data.len().is_multiple_of(2) {
-                return Err(unpack_err(
-                    path(),
-                    at + data.len(),
-                    invalid("an even number of hex digits", format!("{}", data.len())),
-                ));
+                return Err(hex_error(f, data, at, data.len(), path));
             }
             match data.iter().position(|c| hex_val(*c).is_none()) {
-                Some(i) => Err(unpack_err(
-                    path(),
-                    at + i,
-                    invalid("hex digits", shown(data.get(i..i + 1).unwrap_or(&[]), sens)),
-                )),
+                Some(i) => Err(hex_error(f, data, at, i, path)),
                 None => Ok(()),
             }
         }
@@ -589,7 +620,11 @@ fn check_plain(
             }
             if f.numeric {
                 let start = usize::from(skip_first);
-                if (start..start + digits).any(|i| nibble(data, i) > 9) {
+                // byte by byte where every nibble is a digit or a pad that is one
+                let all_digits = |b: &u8| b >> 4 <= 9 && b & 15 <= 9;
+                let quick =
+                    (digits == nibbles || bcd_pad(f).ch <= 9) && data.iter().all(all_digits);
+                if !quick && (start..start + digits).any(|i| nibble(data, i) > 9) {
                     let mut s = Vec::with_capacity(digits);
                     for i in start..start + digits {
                         s.push(HEX[nibble(data, i) as usize]);
@@ -600,6 +635,32 @@ fn check_plain(
             Ok(())
         }
     }
+}
+
+/// The error for hex field `data` (at offset `at`) whose character `i` is not a hex
+/// digit; `i == data.len()` for an odd number of digits ([`decode_hex`]'s answers).
+fn hex_error(
+    f: &FieldSpec,
+    data: &[u8],
+    at: usize,
+    i: usize,
+    path: &dyn Fn() -> FieldPath,
+) -> Iso8583Error {
+    if i >= data.len() {
+        return unpack_err(
+            path(),
+            at + data.len(),
+            invalid("an even number of hex digits", format!("{}", data.len())),
+        );
+    }
+    unpack_err(
+        path(),
+        at + i,
+        invalid(
+            "hex digits",
+            shown(data.get(i..i + 1).unwrap_or(&[]), f.sensitivity),
+        ),
+    )
 }
 
 fn bcd_pad(f: &FieldSpec) -> crate::spec::Pad {
@@ -636,28 +697,51 @@ pub(crate) fn build_plain(f: &FieldSpec, data: &[u8], units: usize) -> Field {
         // checked to be ASCII, so this is valid UTF-8
         Encoding::Ascii => Field::Text(
             std::str::from_utf8(data)
-                .map(str::to_owned)
+                .map(CompactString::from)
                 .unwrap_or_default(),
         ),
-        Encoding::Latin1 => Field::Text(data.iter().map(|b| *b as char).collect()),
-        Encoding::Ebcdic => Field::Text(
-            data.iter()
-                .map(|b| EBCDIC_TO_LATIN1[*b as usize] as char)
-                .collect(),
-        ),
+        Encoding::Latin1 => Field::Text(latin1_text(data.iter().copied())),
+        Encoding::Ebcdic => Field::Text(latin1_text(
+            data.iter().map(|b| EBCDIC_TO_LATIN1[*b as usize]),
+        )),
         Encoding::Binary => Field::Binary(data.to_vec()),
         // checked to be an even number of hex digits
         Encoding::Hex => Field::Binary(decode_hex(data).unwrap_or_default()),
         Encoding::Bcd => {
             let (digits, skip_first) = bcd_layout(f, data, units);
             let start = usize::from(skip_first);
-            let mut s = String::with_capacity(digits);
-            for i in start..start + digits {
-                s.push(HEX[nibble(data, i) as usize] as char);
+            let mut buf = [0u8; 128];
+            if let Some(head) = buf.get_mut(..data.len() * 2) {
+                for (pair, b) in head.chunks_exact_mut(2).zip(data) {
+                    pair[0] = HEX[(b >> 4) as usize];
+                    pair[1] = HEX[(b & 15) as usize];
+                }
+                if let Some(text) = head.get(start..start + digits) {
+                    // hex digits are ASCII
+                    return Field::Text(CompactString::from_utf8(text).unwrap_or_default());
+                }
             }
-            Field::Text(s)
+            Field::Text(latin1_text(
+                (start..start + digits).map(|i| HEX[nibble(data, i) as usize]),
+            ))
         }
     }
+}
+
+/// Text of Latin-1 characters: built in a stack buffer when it is short and all ASCII, as
+/// nearly every ISO 8583 field is (so a field of up to 24 characters costs no allocation).
+fn latin1_text(chars: impl ExactSizeIterator<Item = u8> + Clone) -> CompactString {
+    let mut buf = [0u8; 64];
+    if let Some(head) = buf.get_mut(..chars.len()) {
+        for (slot, c) in head.iter_mut().zip(chars.clone()) {
+            *slot = c;
+        }
+        if head.is_ascii() {
+            // ASCII is UTF-8
+            return CompactString::from_utf8(head).unwrap_or_default();
+        }
+    }
+    chars.map(char::from).collect()
 }
 
 fn write_prefix(f: &FieldSpec, units: usize, out: &mut [u8]) {

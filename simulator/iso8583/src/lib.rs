@@ -31,6 +31,8 @@ mod view;
 
 pub mod samples;
 
+/// The string type of text fields ([`Field::Text`]): up to 24 bytes held inline.
+pub use compact_str::{CompactString, ToCompactString};
 pub use error::{
     FieldPath, FrameError, FrameErrorKind, Iso8583Error, Location, Reason, SpecError, SubPath,
 };

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use poslab_sensitive::{mask_pan, mask_track2, Secret, SecretKind};
 use poslab_tlv::{Tag, Tlv, TlvList, Value as TlvValue};
 use serde::ser::{SerializeMap, Serializer};
@@ -114,7 +115,7 @@ fn emv_tag_kind(tag: Tag) -> Option<SecretKind> {
 pub enum Field {
     /// ASCII, EBCDIC and BCD fields (BCD digits as text; nibbles A-F as letters, so a
     /// track 2 separator reads "D").
-    Text(String),
+    Text(CompactString),
     /// Binary and hex-ASCII fields.
     Binary(Vec<u8>),
     /// Positional subfields, numbered from 1.
@@ -184,17 +185,22 @@ impl Field {
 
 impl From<&str> for Field {
     fn from(s: &str) -> Field {
-        Field::Text(s.to_owned())
+        Field::Text(s.into())
     }
 }
 impl From<String> for Field {
     fn from(s: String) -> Field {
-        Field::Text(s)
+        Field::Text(s.into())
     }
 }
 impl From<&String> for Field {
     fn from(s: &String) -> Field {
-        Field::Text(s.clone())
+        Field::Text(s.as_str().into())
+    }
+}
+impl From<CompactString> for Field {
+    fn from(s: CompactString) -> Field {
+        Field::Text(s)
     }
 }
 impl From<Vec<u8>> for Field {

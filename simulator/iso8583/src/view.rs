@@ -107,7 +107,7 @@ impl<'a> MessageRef<'a> {
             return std::str::from_utf8(self.raw(de)?).ok().map(Cow::Borrowed);
         }
         match self.get(de)? {
-            Field::Text(s) => Some(Cow::Owned(s)),
+            Field::Text(s) => Some(Cow::Owned(s.into_string())),
             _ => None,
         }
     }

@@ -421,7 +421,7 @@ fn text_strategy(f: &FieldSpec, len: std::ops::RangeInclusive<usize>) -> BoxedSt
     let (lo, hi) = (*len.start(), *len.end());
     proptest::string::string_regex(&format!("{charset}{{{lo},{hi}}}"))
         .unwrap()
-        .prop_map(Field::Text)
+        .prop_map(Field::from)
         .boxed()
 }
 

@@ -600,7 +600,28 @@ pub fn encode_dol(items: &[(Tag, usize)]) -> Vec<u8> {
 /// replay their corpora.
 pub mod fuzz {
     /// Parses arbitrary bytes; when that succeeds, checks the byte-exact round trip.
+    /// [`super::TlvList`] accepts exactly what `parse` accepts, with the same error, and
+    /// its in-place lookups agree with [`super::find`] on the parsed tree.
     pub fn parse(data: &[u8]) {
+        match (
+            super::parse(data),
+            super::TlvList::from_bytes(data.to_vec()),
+        ) {
+            (Ok(items), Ok(list)) => {
+                assert_eq!(list.items(), items, "TlvList::items differs from parse");
+                let mut tags = Vec::new();
+                collect_tags(&items, &mut tags);
+                for tag in tags {
+                    assert_eq!(
+                        list.value(tag),
+                        super::find(&items, tag).and_then(super::Tlv::bytes),
+                        "TlvList::value({tag}) differs from find"
+                    );
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "TlvList and parse give different errors"),
+            (a, b) => panic!("parse {:?} but TlvList {:?}", a.is_ok(), b.is_ok()),
+        }
         if let Ok(items) = super::parse(data) {
             let again = super::encode(&items);
             if items.is_empty() {
@@ -616,6 +637,13 @@ pub mod fuzz {
         if let Ok(dol) = super::parse_dol(data) {
             let again = super::encode_dol(&dol);
             assert_eq!(super::parse_dol(&again).as_ref(), Ok(&dol));
+        }
+    }
+
+    fn collect_tags(items: &[super::Tlv], out: &mut Vec<super::Tag>) {
+        for item in items {
+            out.push(item.tag);
+            collect_tags(item.children(), out);
         }
     }
 }

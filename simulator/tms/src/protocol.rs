@@ -969,7 +969,7 @@ pub fn journal_view(m: &Message) -> serde_json::Value {
                     json!({"len": b.len(), "sha256": d.get(..16).unwrap_or("")})
                 }
             }
-            (_, Field::Text(t)) => json!(t),
+            (_, Field::Text(t)) => json!(t.as_str()),
             (_, f) => json!(format!("{f:?}")),
         };
         out.insert(format!("{de}"), v);
