@@ -434,6 +434,7 @@ pub(crate) fn wire_len(f: &FieldSpec, units: usize) -> usize {
 /// nibbles, TLV structure, subfields) and, when `BUILD`, returns its value. Without
 /// `BUILD` (a [`MessageRef`](crate::MessageRef) scan) nothing is allocated in the common
 /// case and the errors are the same.
+#[inline]
 pub(crate) fn read_field<const BUILD: bool>(
     f: &FieldSpec,
     r: &mut Reader<'_>,
