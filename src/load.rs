@@ -1,12 +1,13 @@
 //! The load generator: N terminals, each on its own connection with its own TID and STAN
 //! sequence, sending 0200 purchases to a host; latency in an HDR histogram.
 //!
-//! Bounded: `requests` in total (shared out evenly between the terminals) and an overall
-//! time limit, after which requests still in flight count as unanswered. With `rate`, the
-//! terminals pace their sends (open loop) and latency is measured from the time a request
-//! was due, so a stalled host shows in the percentiles (no coordinated omission); without
-//! it, each terminal keeps `window` requests in flight (closed loop) and latency is
-//! measured from the send.
+//! Bounded: `requests` in total (shared out evenly between the terminals), a connect
+//! timeout, and an overall time limit counted from when every terminal has connected,
+//! after which requests still in flight count as unanswered. With `rate`, the terminals
+//! pace their sends (open loop) and latency is measured from the time a request was due,
+//! so a stalled host shows in the percentiles (no coordinated omission); without it, each
+//! terminal keeps `window` requests in flight (closed loop) and latency is measured from
+//! the send.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -190,10 +191,26 @@ impl LoadReport {
     }
 }
 
-/// Runs the load and reports.
+/// How long a terminal may take to connect (before the clock starts).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the load and reports. Every terminal connects (and gets its histogram) first; the
+/// clock (the time limit, the pacing schedule and the elapsed time) starts when all have
+/// connected or failed to, so set-up is not counted as the first requests' latency.
 pub async fn run(options: LoadOptions, spec: Arc<Spec>) -> anyhow::Result<LoadReport> {
     anyhow::ensure!(options.terminals > 0, "at least one terminal");
     anyhow::ensure!(options.window > 0, "a window of at least one request");
+    let connecting: Vec<_> = (0..options.terminals)
+        .map(|_| {
+            let target = options.target.clone();
+            tokio::spawn(async move { net::connect(&target, CONNECT_TIMEOUT).await })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(connecting.len());
+    for c in connecting {
+        // each terminal's report (its histogram is some 200 KB to zero) is made now too
+        streams.push((c.await?, LoadReport::new(1)));
+    }
     let start = Instant::now();
     let deadline = start + options.time_limit;
     let n = options.terminals as u64;
@@ -202,14 +219,20 @@ pub async fn run(options: LoadOptions, spec: Arc<Spec>) -> anyhow::Result<LoadRe
         .filter(|r| *r > 0.0)
         .map(|rate| Pacer::start(rate, options.terminals, options.requests, start, deadline));
     let mut tasks = Vec::new();
-    for i in 0..options.terminals {
+    for (i, (stream, report)) in streams.into_iter().enumerate() {
         let quota = options.requests / n + u64::from((i as u64) < options.requests % n);
         let tid = format!("{:08}", options.tid_start + i as u64);
         let options = options.clone();
         let spec = spec.clone();
-        let pace = pacer.as_ref().map(|p| p.terminal(i));
+        let seat = Seat {
+            tid,
+            stream,
+            report,
+            quota,
+            pace: pacer.as_ref().map(|p| p.terminal(i)),
+        };
         tasks.push(tokio::spawn(async move {
-            terminal(&options, &spec, tid, quota, pace, deadline).await
+            terminal(&options, &spec, seat, deadline).await
         }));
     }
     let mut report = LoadReport::new(options.terminals);
@@ -386,19 +409,28 @@ pub fn request_header(spec: &Spec) -> Vec<u8> {
     }
 }
 
-async fn terminal(
-    o: &LoadOptions,
-    spec: &Spec,
+/// One load terminal, ready before the clock starts: its TID, its connection (or why
+/// there is none), its empty report, its share of the requests and its pace.
+struct Seat {
     tid: String,
+    stream: anyhow::Result<tokio::net::TcpStream>,
+    report: LoadReport,
     quota: u64,
     pace: Option<Pace>,
-    deadline: Instant,
-) -> LoadReport {
-    let mut report = LoadReport::new(1);
+}
+
+async fn terminal(o: &LoadOptions, spec: &Spec, seat: Seat, deadline: Instant) -> LoadReport {
+    let Seat {
+        tid,
+        stream,
+        mut report,
+        quota,
+        pace,
+    } = seat;
     if quota == 0 {
         return report;
     }
-    let stream = match net::connect(&o.target, Duration::from_secs(10)).await {
+    let stream = match stream {
         Ok(s) => s,
         Err(err) => {
             tracing::warn!(tid, error = %err, "connect failed");
