@@ -162,10 +162,15 @@ fn main() -> ExitCode {
             }
         }
     }
+    summary(selected.len(), failed, "")
+}
+
+/// libtest's closing line, and the exit code that goes with it.
+fn summary(selected: usize, failed: usize, note: &str) -> ExitCode {
     println!(
-        "\ntest result: {}. {} passed; {failed} failed",
+        "\ntest result: {}. {} passed; {failed} failed{note}",
         if failed == 0 { "ok" } else { "FAILED" },
-        selected.len() - failed
+        selected - failed
     );
     if failed == 0 {
         ExitCode::SUCCESS
@@ -215,14 +220,5 @@ fn run_side_by_side(selected: &[&Suite]) -> ExitCode {
             failed += 1;
         }
     }
-    println!(
-        "\ntest result: {}. {} suites passed; {failed} failed (each in its own process)",
-        if failed == 0 { "ok" } else { "FAILED" },
-        selected.len() - failed
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    summary(selected.len(), failed, " (each suite in its own process)")
 }
