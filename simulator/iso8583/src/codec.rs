@@ -68,6 +68,22 @@ fn invalid(expected: impl Into<String>, found: String) -> Reason {
 pub(crate) struct Reader<'a> {
     pub(crate) data: &'a [u8],
     pub(crate) pos: usize,
+    /// The longest run of `data` from `text_at` on that is UTF-8, found at the first ASCII
+    /// field a build reads (`text_at` is `usize::MAX` until then): the ASCII fields inside
+    /// it are sliced from it rather than validated one by one.
+    pub(crate) text: &'a str,
+    pub(crate) text_at: usize,
+}
+
+/// The longest prefix of `bytes` that is valid UTF-8.
+fn utf8_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => bytes
+            .get(..e.valid_up_to())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or(""),
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -124,13 +140,20 @@ fn decode_hex(chars: &[u8]) -> Result<Vec<u8>, usize> {
     if !chars.len().is_multiple_of(2) {
         return Err(chars.len());
     }
-    let mut out = vec![0u8; chars.len() / 2];
-    for (i, (slot, pair)) in out.iter_mut().zip(chars.chunks_exact(2)).enumerate() {
-        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
-        if hi | lo > 15 {
-            return Err(2 * i + usize::from(hi <= 15));
-        }
+    let (pairs, _) = chars.as_chunks::<2>();
+    let mut out = vec![0u8; pairs.len()];
+    // no branch per byte: a bad digit's 0xFF shows in `bad`, then its place is looked up
+    let mut bad = 0u8;
+    for (slot, [hi, lo]) in out.iter_mut().zip(pairs) {
+        let (hi, lo) = (HEX_VALUE[*hi as usize], HEX_VALUE[*lo as usize]);
+        bad |= hi | lo;
         *slot = hi << 4 | lo;
+    }
+    if bad > 15 {
+        return Err(chars
+            .iter()
+            .position(|c| hex_val(*c).is_none())
+            .unwrap_or(0));
     }
     Ok(out)
 }
@@ -167,6 +190,8 @@ impl Spec {
         let mut r = Reader {
             data: bytes,
             pos: 0,
+            text: "",
+            text_at: usize::MAX,
         };
         let mti = self.read_mti(&mut r)?;
         let mut words = [0u64; 3];
@@ -452,7 +477,14 @@ pub(crate) fn read_field<const BUILD: bool>(
         }
         Format::Plain if BUILD && f.encoding == Encoding::Ascii => {
             // one pass where the field is as expected; check_plain names what is wrong
-            let text = std::str::from_utf8(data).ok().filter(|t| {
+            if r.text_at == usize::MAX {
+                r.text_at = at;
+                r.text = utf8_prefix(r.data.get(at..).unwrap_or(&[]));
+            }
+            let own = at
+                .checked_sub(r.text_at)
+                .and_then(|i| r.text.get(i..i + data.len()));
+            let text = own.or_else(|| std::str::from_utf8(data).ok()).filter(|t| {
                 if f.numeric {
                     t.bytes().all(|b| b.is_ascii_digit())
                 } else {
@@ -519,6 +551,8 @@ pub(crate) fn read_field<const BUILD: bool>(
             let mut sub_r = Reader {
                 data: r.data.get(..end).unwrap_or(&[]),
                 pos: at,
+                text: r.text,
+                text_at: r.text_at,
             };
             let de = path().de;
             let mut out = BTreeMap::new();

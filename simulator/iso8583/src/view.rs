@@ -84,6 +84,8 @@ impl<'a> MessageRef<'a> {
             Reader {
                 data: self.bytes,
                 pos: *start as usize,
+                text: "",
+                text_at: usize::MAX,
             },
         ))
     }
