@@ -20,8 +20,11 @@ use tokio::time::Instant;
 
 use crate::net::{self, FramedStream};
 
-/// The test card the load generator uses (an EMV test PAN; journaled masked).
-pub const LOAD_PAN: &str = "4761739001010010";
+/// The test card the load generator uses: the Visa test card of `fixtures/cards/`
+/// (journaled masked).
+pub fn load_pan() -> &'static str {
+    poslab_sensitive::test_cards::visa()
+}
 
 /// What to send.
 #[derive(Clone, Debug)]
@@ -376,7 +379,7 @@ impl Pacer {
 pub fn purchase(spec: &Spec, tid: &str, mid: &str, amount: u64) -> anyhow::Result<Message> {
     let iso93 = spec.name().contains("93");
     let mut msg = Message::new(Mti::new(if iso93 { "1200" } else { "0200" })?);
-    msg.set(2, Field::Text(LOAD_PAN.into()));
+    msg.set(2, Field::Text(load_pan().into()));
     msg.set(3, Field::Text("000000".into()));
     msg.set(4, Field::Text(format!("{amount:012}").into()));
     msg.set(7, Field::Text("1123100000".into()));

@@ -666,35 +666,16 @@ mod tests {
         let (ccert, crem) =
             sign_certificate(&p.issuer, 0x04, info, p.icc.public(), &static_data).unwrap();
         let cexp = p.icc.public().exponent();
-        let icc = recover_certificate(
-            &issuer,
-            0x04,
-            &ccert,
-            &crem,
-            &cexp,
-            &static_data,
-            pan(),
-            2611,
-        )
-        .unwrap();
+        let recover = |data: &[u8], pan: &str| {
+            recover_certificate(&issuer, 0x04, &ccert, &crem, &cexp, data, pan, 2611)
+        };
+        let icc = recover(&static_data, pan()).unwrap();
         assert_eq!(&icc, p.icc.public());
         let mut changed = static_data.clone();
         changed[3] ^= 1;
-        assert!(
-            recover_certificate(&issuer, 0x04, &ccert, &crem, &cexp, &changed, pan(), 2611)
-                .is_err()
-        );
-        assert!(recover_certificate(
-            &issuer,
-            0x04,
-            &ccert,
-            &crem,
-            &cexp,
-            &static_data,
-            &format!("{}1", &pan()[..pan().len() - 1]),
-            2611
-        )
-        .is_err());
+        assert!(recover(&changed, pan()).is_err());
+        let other_pan = format!("{}1", &pan()[..pan().len() - 1]);
+        assert!(recover(&static_data, &other_pan).is_err());
 
         // SDA
         let ssad = sign_static_data(&p.issuer, [0xDA, 0xC1], &static_data).unwrap();

@@ -11,7 +11,9 @@ use crate::config::{
 
 const MID: &str = "000000000000001";
 const TID: &str = "00000001";
-const PAN: &str = "4761739001010010";
+fn pan() -> &'static str {
+    poslab_sensitive::test_cards::visa()
+}
 
 fn host() -> Host {
     Host::new(Config::default_config())
@@ -50,7 +52,7 @@ fn sale_with(proc_code: &str, stan: u32, minor: u64) -> Message {
     msg(
         "0200",
         &[
-            (2, PAN),
+            (2, pan()),
             (3, proc_code),
             (4, &amt),
             (7, "1123101010"),
@@ -591,7 +593,9 @@ fn the_seed_sessions_reach_the_flows() {
 // ---------------------------------------------------------------------------------------
 // Risk monitoring (velocity, unusual amounts) and pre-authorisation with completion.
 
-const OTHER_PAN: &str = "5413330089600010";
+fn other_pan() -> &'static str {
+    poslab_sensitive::test_cards::mastercard()
+}
 
 fn sale_by(pan: &str, stan: u32, minor: u64) -> Message {
     let mut m = sale(stan, minor);
@@ -623,7 +627,7 @@ fn velocity_declines_the_sixth_approval_within_ten_minutes_with_59() {
         "{:?}",
         d.notes
     );
-    assert!(d.notes.iter().all(|n| !n.contains(PAN)), "{:?}", d.notes);
+    assert!(d.notes.iter().all(|n| !n.contains(pan())), "{:?}", d.notes);
     // declined: not in the totals, and it does not count either
     assert_eq!(h.terminal(TID).unwrap().totals().debits, 5);
     assert_eq!(code(&h.handle(&sale(7, 1000), &ctx(361))), "59");
@@ -655,11 +659,11 @@ fn velocity_leaves_other_cards_alone() {
     }
     assert_eq!(code(&h.handle(&sale(6, 1000), &ctx(1))), "59");
     for stan in 7..=11 {
-        let d = h.handle(&sale_by(OTHER_PAN, stan, 1000), &ctx(2));
+        let d = h.handle(&sale_by(other_pan(), stan, 1000), &ctx(2));
         assert_eq!(code(&d), "00", "other card, purchase {stan}");
     }
     assert_eq!(
-        code(&h.handle(&sale_by(OTHER_PAN, 12, 1000), &ctx(3))),
+        code(&h.handle(&sale_by(other_pan(), 12, 1000), &ctx(3))),
         "59"
     );
 }
@@ -718,7 +722,7 @@ fn unusual_amounts_from_a_new_card_are_declined_59() {
         "00",
         "known card"
     );
-    let d = h.handle(&sale_by(OTHER_PAN, 4, 600_000), &ctx(3));
+    let d = h.handle(&sale_by(other_pan(), 4, 600_000), &ctx(3));
     assert_eq!(code(&d), "59", "another new card");
     // with velocity absent, many approvals are fine
     for stan in 5..=15 {

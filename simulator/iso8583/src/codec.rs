@@ -68,11 +68,10 @@ fn invalid(expected: impl Into<String>, found: String) -> Reason {
 pub(crate) struct Reader<'a> {
     pub(crate) data: &'a [u8],
     pub(crate) pos: usize,
-    /// The longest run of `data` from `text_at` on that is UTF-8, found at the first ASCII
-    /// field a build reads (`text_at` is `usize::MAX` until then): the ASCII fields inside
-    /// it are sliced from it rather than validated one by one.
-    pub(crate) text: &'a str,
-    pub(crate) text_at: usize,
+    /// Where it starts and the longest run of `data` from there that is UTF-8, found at the
+    /// first ASCII field a build reads: the ASCII fields inside it are sliced from it rather
+    /// than validated one by one.
+    pub(crate) text_run: Option<(usize, &'a str)>,
 }
 
 /// The longest prefix of `bytes` that is valid UTF-8.
@@ -190,8 +189,7 @@ impl Spec {
         let mut r = Reader {
             data: bytes,
             pos: 0,
-            text: "",
-            text_at: usize::MAX,
+            text_run: None,
         };
         let mti = self.read_mti(&mut r)?;
         let mut words = [0u64; 3];
@@ -477,13 +475,12 @@ pub(crate) fn read_field<const BUILD: bool>(
         }
         Format::Plain if BUILD && f.encoding == Encoding::Ascii => {
             // one pass where the field is as expected; check_plain names what is wrong
-            if r.text_at == usize::MAX {
-                r.text_at = at;
-                r.text = utf8_prefix(r.data.get(at..).unwrap_or(&[]));
-            }
+            let (run_at, run) = *r
+                .text_run
+                .get_or_insert_with(|| (at, utf8_prefix(r.data.get(at..).unwrap_or(&[]))));
             let own = at
-                .checked_sub(r.text_at)
-                .and_then(|i| r.text.get(i..i + data.len()));
+                .checked_sub(run_at)
+                .and_then(|i| run.get(i..i + data.len()));
             let text = own.or_else(|| std::str::from_utf8(data).ok()).filter(|t| {
                 if f.numeric {
                     t.bytes().all(|b| b.is_ascii_digit())
@@ -551,8 +548,7 @@ pub(crate) fn read_field<const BUILD: bool>(
             let mut sub_r = Reader {
                 data: r.data.get(..end).unwrap_or(&[]),
                 pos: at,
-                text: r.text,
-                text_at: r.text_at,
+                text_run: r.text_run,
             };
             let de = path().de;
             let mut out = BTreeMap::new();

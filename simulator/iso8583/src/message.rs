@@ -692,18 +692,28 @@ fn field_data(field: &Field, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    fn card() -> &'static str {
+        poslab_sensitive::test_cards::visa()
+    }
+
     fn sample() -> Message {
+        // the card number as tag 5A carries it: BCD, two digits a byte
+        let bcd: Vec<u8> = card()
+            .as_bytes()
+            .chunks(2)
+            .map(|p| (p[0] - b'0') << 4 | (p[1] - b'0'))
+            .collect();
         let mut m = Message::new(Mti::new("0200").unwrap());
-        m.set(2, "4111111111111111")
+        m.set(2, card())
             .set(3, "000000")
-            .set(35, "4111111111111111=25121011234567890")
+            .set(35, format!("{}=25121011234567890", card()))
             .set(52, vec![0x12u8, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xF0])
             .set(
                 55,
                 vec![
                     Tlv::primitive(0x9F26, vec![0xAA; 8]),
                     Tlv::primitive(0x9F27, vec![0x80]),
-                    Tlv::primitive(0x5A, vec![0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11]),
+                    Tlv::primitive(0x5A, bcd),
                 ],
             );
         m
@@ -730,23 +740,23 @@ mod tests {
             m.to_string(),
             serde_json::to_string(&m).unwrap(),
         ] {
-            assert!(!shown.contains("4111111111111111"), "{shown}");
+            assert!(!shown.contains(card()), "{shown}");
             assert!(!shown.contains("25121011234567890"), "{shown}");
             assert!(!shown.contains("123456789ABCDEF0"), "{shown}");
             assert!(!shown.contains("AAAAAAAA"), "{shown}");
-            assert!(shown.contains("411111******1111"), "{shown}");
+            assert!(shown.contains("476173******0010"), "{shown}");
         }
         assert_eq!(
             m.to_string(),
-            "0200 2=411111******1111 3=000000 35=411111******1111=***************** \
-             52=<pin-block: 8 bytes> 55=[9F26 <cryptogram: 8 bytes>, 9F27 80, 5A 411111******1111]"
+            "0200 2=476173******0010 3=000000 35=476173******0010=***************** \
+             52=<pin-block: 8 bytes> 55=[9F26 <cryptogram: 8 bytes>, 9F27 80, 5A 476173******0010]"
         );
     }
 
     #[test]
     fn unmasked_json_shows_everything() {
         let j = sample().to_json_unmasked();
-        assert_eq!(j["2"], "4111111111111111");
+        assert_eq!(j["2"], card());
         assert_eq!(j["52"], "123456789ABCDEF0");
         assert_eq!(j["55"]["9F26"], "AAAAAAAAAAAAAAAA");
         assert_eq!(j["mti"], "0200");
@@ -755,8 +765,11 @@ mod tests {
     #[test]
     fn field_debug_masks_long_digit_runs() {
         assert_eq!(
-            format!("{:?}", Field::from("4111111111111111=25121011234567890123")),
-            "\"411111******1111=********************\""
+            format!(
+                "{:?}",
+                Field::from(format!("{}=25121011234567890123", card()))
+            ),
+            "\"476173******0010=********************\""
         );
         assert_eq!(format!("{:?}", Field::from(vec![1u8, 2])), "<2 bytes>");
     }

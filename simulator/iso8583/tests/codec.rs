@@ -443,7 +443,9 @@ fn field_strategy(f: &FieldSpec) -> BoxedStrategy<Field> {
                 0..6,
             )
             .prop_map(|v| Field::Tlv(v.into_iter().map(|(t, b)| Tlv::primitive(t, b)).collect()))
-            .prop_filter("fits", move |f| f.as_tlv().map_or(0, |t| t.len()) <= budget)
+            .prop_filter("fits", move |f| {
+                f.as_tlv().map_or(0, |t| t.wire_len()) <= budget
+            })
             .boxed()
         }
         (Format::Composite(_), _) => unreachable!("no composites in the built-ins"),

@@ -620,7 +620,7 @@ pub mod fuzz {
                 }
             }
             (Err(a), Err(b)) => assert_eq!(a, b, "TlvList and parse give different errors"),
-            (a, b) => panic!("parse {:?} but TlvList {:?}", a.is_ok(), b.is_ok()),
+            (a, b) => panic!("parse {:?} but TlvList {:?}", a.is_ok(), b.is_ok()), // ok: fuzz invariant
         }
         if let Ok(items) = super::parse(data) {
             let again = super::encode(&items);

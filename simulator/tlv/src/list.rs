@@ -43,8 +43,8 @@ impl TlvList {
         self.bytes
     }
 
-    /// Wire length in bytes.
-    pub fn len(&self) -> usize {
+    /// Bytes on the wire (not the number of objects: see [`TlvList::items`]).
+    pub fn wire_len(&self) -> usize {
         self.bytes.len()
     }
 
@@ -75,18 +75,6 @@ impl TlvList {
     /// Appends `item` after the objects already held.
     pub fn push(&mut self, item: &Tlv) {
         item.encode_into(&mut self.bytes);
-    }
-}
-
-impl From<&[Tlv]> for TlvList {
-    fn from(items: &[Tlv]) -> TlvList {
-        TlvList::from_items(items)
-    }
-}
-
-impl From<Vec<Tlv>> for TlvList {
-    fn from(items: Vec<Tlv>) -> TlvList {
-        TlvList::from_items(&items)
     }
 }
 
