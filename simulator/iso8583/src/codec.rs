@@ -516,8 +516,8 @@ pub(crate) fn read_field<const BUILD: bool>(
                     return Ok(None);
                 }
             }
-            let bytes: Vec<u8> = match f.encoding {
-                Encoding::Hex => decode_hex(data).map_err(|i| {
+            let bytes: std::borrow::Cow<'_, [u8]> = match f.encoding {
+                Encoding::Hex => std::borrow::Cow::Owned(decode_hex(data).map_err(|i| {
                     unpack_err(
                         path(),
                         at + i,
@@ -526,11 +526,11 @@ pub(crate) fn read_field<const BUILD: bool>(
                             format!("{} hex characters (not shown)", data.len()),
                         ),
                     )
-                })?,
-                _ => data.to_vec(),
+                })?),
+                _ => std::borrow::Cow::Borrowed(data),
             };
             let scale = if f.encoding == Encoding::Hex { 2 } else { 1 };
-            let list = poslab_tlv::TlvList::from_bytes(bytes).map_err(|e| {
+            let tlv_err = |e: poslab_tlv::TlvError| {
                 let p = path();
                 unpack_err(
                     match e.tag {
@@ -540,8 +540,14 @@ pub(crate) fn read_field<const BUILD: bool>(
                     at + e.offset * scale,
                     Reason::Tlv(e.kind),
                 )
-            })?;
-            Ok(BUILD.then_some(Field::Tlv(list)))
+            };
+            if !BUILD {
+                // only checked: the bytes stay where they are
+                poslab_tlv::parse(&bytes).map_err(tlv_err)?;
+                return Ok(None);
+            }
+            let list = poslab_tlv::TlvList::from_bytes(bytes.into_owned()).map_err(tlv_err)?;
+            Ok(Some(Field::Tlv(list)))
         }
         Format::Composite(subs) => {
             let end = r.pos;
